@@ -1,0 +1,386 @@
+"""Typed, validated parameters: one model per section, plus the shared ones.
+
+Every rule lives here once. The CLI checks a whole run with
+:func:`validate_run` before anything touches AWS; a notebook checks its own
+section with ``MODEL.from_values(...)``; the widget forms call
+:func:`check` per field as a person types. All three say the same words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from .errors import ParameterError
+
+TARGETS = ("sandbox", "aws")
+
+_IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]+")
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]+")
+_ROLE_ARN = re.compile(
+    r"arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):role"
+    r"(?P<path>/(?:[\x21-\x7e]+/)?)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
+)
+
+
+@functools.lru_cache(maxsize=1)
+def known_regions() -> tuple[str, ...]:
+    """Every EC2 region in botocore's own endpoint data, across partitions."""
+    import boto3
+
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("ec2", partition_name=partition))
+    return tuple(sorted(regions))
+
+
+def region_partition(region: str) -> str:
+    """The partition ('aws', 'aws-cn', ...) that botocore puts ``region`` in."""
+    import boto3
+
+    session = boto3.session.Session()
+    for partition in session.get_available_partitions():
+        if region in session.get_available_regions("ec2", partition_name=partition):
+            return partition
+    return "aws"
+
+
+# --- rules: each returns None when the value is fine, else the rule it broke ---
+
+def _iam_name(kind: str, limit: int) -> Callable[[Any], str | None]:
+    def rule(value: Any) -> str | None:
+        if not isinstance(value, str):
+            return f"must be a string ({kind}), not {type(value).__name__}"
+        what = f"{kind} must be 1-{limit} characters of A-Z a-z 0-9 and _+=,.@-"
+        if not value:
+            return f"is empty; {what}"
+        if len(value) > limit:
+            return f"is {len(value)} characters long; {what}"
+        bad = next((c for c in value if not _IAM_NAME.fullmatch(c)), None)
+        if bad is not None:
+            return f"{bad!r} at position {value.index(bad)} is not allowed; {what}"
+        return None
+    return rule
+
+
+def _optional(rule: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    def optional_rule(value: Any) -> str | None:
+        return None if value is None else rule(value)
+    return optional_rule
+
+
+def _target(value: Any) -> str | None:
+    if value not in TARGETS:
+        return "must be one of 'sandbox' (the embedded moto sandbox) or 'aws' (a real account)"
+    return None
+
+
+def _region(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a region name string, not {type(value).__name__}"
+    if value != value.strip():
+        return "has leading or trailing whitespace; write the region name alone, e.g. 'us-east-1'"
+    if value not in known_regions():
+        close = difflib.get_close_matches(value, known_regions(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"is not an EC2 region in botocore's region data{hint}"
+    return None
+
+
+def _bool(value: Any) -> str | None:
+    if not isinstance(value, bool):
+        return f"must be true or false, not {type(value).__name__} {value!r}"
+    return None
+
+
+def _profile_name(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a profile name string, not {type(value).__name__}"
+    what = "a credentials profile name is 1-64 characters of A-Z a-z 0-9 and _+=,.@-"
+    if not value or len(value) > 64:
+        return f"has {len(value)} characters; {what}"
+    bad = next((c for c in value if not _PROFILE_NAME.fullmatch(c)), None)
+    if bad is not None:
+        return f"{bad!r} at position {value.index(bad)} is not allowed; {what}"
+    return None
+
+
+def _file_path(value: Any) -> str | None:
+    if not isinstance(value, (str, os.PathLike)):
+        return f"must be a file path string, not {type(value).__name__}"
+    text = os.fspath(value)
+    if not text.strip() or text != text.strip():
+        return "must be a file path without leading or trailing whitespace"
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return "is a directory; name a file"
+    parent = path.parent
+    if not parent.exists():
+        return f"its directory {str(parent)!r} does not exist"
+    if not parent.is_dir():
+        return f"{str(parent)!r} is not a directory"
+    return None
+
+
+def _csv_path(value: Any) -> str | None:
+    problem = _file_path(value)
+    if problem:
+        return problem
+    if not os.fspath(value).lower().endswith(".csv"):
+        return "must name a .csv file (the console's credentials download layout)"
+    return None
+
+
+def _account_id(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "must be a 12-digit AWS account ID string"
+    if isinstance(value, int):
+        if len(str(value)) == 12:
+            return None  # restored to a string by normalise()
+        return (f"arrived as the number {value} ({len(str(value))} digits); an account ID is "
+                "12 digits and a YAML or papermill number drops leading zeros: quote it, "
+                "e.g. -p account_id '\"012345678901\"'")
+    if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
+        return "must be exactly 12 digits (an AWS account ID), as a string"
+    return None
+
+
+def parse_role_arn(value: str) -> dict[str, str]:
+    """Split an IAM role ARN into partition, account, path and name.
+
+    Raises ``ValueError`` with the rule when ``value`` is not a role ARN.
+    """
+    match = _ROLE_ARN.fullmatch(value)
+    if not match:
+        raise ValueError(
+            "must be an IAM role ARN: arn:<aws|aws-cn|aws-us-gov>:iam::<12-digit account>:"
+            "role/[path/]<name>, no wildcards, name 1-64 characters of A-Z a-z 0-9 and _+=,.@-"
+        )
+    return match.groupdict()
+
+
+def _role_arn(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a role ARN string, not {type(value).__name__}"
+    try:
+        parse_role_arn(value)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _aws_profile(value: Any) -> str | None:
+    if not isinstance(value, str) or not value or value != value.strip():
+        return "must be the name of a profile in your AWS config or credentials file"
+    return None
+
+
+def _confirm(value: Any) -> str | None:
+    return _bool(value)
+
+
+# --- the models ---
+
+def param(default: Any, rule: Callable[[Any], str | None], doc: str) -> Any:
+    """A model field with its rule and a one-line description (used by the forms)."""
+    return field(default=default, metadata={"rule": rule, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Common:
+    """Parameters every section takes."""
+
+    target: str = param("sandbox", _target, "where to act: 'sandbox' (embedded moto) or 'aws'")
+    aws_profile: str | None = param(None, _optional(_aws_profile),
+                                    "AWS profile for the operator (target 'aws' only)")
+    region: str = param("us-east-1", _region, "region of the API clients")
+    dry_run: bool = param(False, _bool, "plan only: make no change")
+    account_id: str | None = param(None, _optional(_account_id),
+                                   "refuse to act unless the operator is in this account")
+
+    section: ClassVar[str] = ""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any] | None = None, **kwargs: Any):
+        """Validate ``values`` (a mapping, e.g. ``globals()``) and return the model.
+
+        Only this model's names are read from ``values``; ``kwargs`` override.
+        Raises :class:`ParameterError` naming every bad parameter.
+        """
+        merged = {}
+        for name in cls.names():
+            if values is not None and name in values:
+                merged[name] = values[name]
+        merged.update(kwargs)
+        unknown = sorted(set(kwargs) - set(cls.names()))
+        problems = [(n, kwargs[n], unknown_rule(n, cls.names())) for n in unknown]
+        for f in dataclasses.fields(cls):
+            if f.name in merged:
+                problem = f.metadata["rule"](merged[f.name])
+                if problem:
+                    problems.append((f.name, merged[f.name], problem))
+        if not problems:
+            problems.extend(cross_checks({**defaults(cls), **merged}))
+        if problems:
+            raise ParameterError(problems)
+        return cls(**{k: normalise(k, v) for k, v in merged.items()})
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class CreateUserParams(Common):
+    section: ClassVar[str] = "01_create_user"
+    user_name: str = param("dockercloud-user", _iam_name("an IAM user name", 64),
+                           "the service user to create")
+    credentials_profile: str = param("dockercloud", _profile_name,
+                                     "profile that receives the access key")
+    credentials_file: str | None = param(None, _optional(_file_path),
+                                         "shared-credentials file (default depends on target)")
+    csv_path: str | None = param(None, _optional(_csv_path),
+                                 "also write the key as a console-style CSV here")
+
+
+@dataclass(frozen=True)
+class PolicyParams(Common):
+    section: ClassVar[str] = "02_create_policy"
+    policy_name: str = param("dockercloud-policy", _iam_name("an IAM policy name", 128),
+                             "the managed policy to create or update")
+    limit_region: str | None = param(None, _optional(_region),
+                                     "allow EC2 only in this region")
+    pass_role_arn: str | None = param(None, _optional(_role_arn),
+                                      "allow iam:PassRole on this role ARN")
+
+
+@dataclass(frozen=True)
+class AttachParams(Common):
+    section: ClassVar[str] = "03_attach_policy"
+    user_name: str = CreateUserParams.__dataclass_fields__["user_name"].default
+    policy_name: str = PolicyParams.__dataclass_fields__["policy_name"].default
+
+
+@dataclass(frozen=True)
+class HandoverParams(Common):
+    section: ClassVar[str] = "04_add_credentials"
+    user_name: str = "dockercloud-user"
+    credentials_profile: str = "dockercloud"
+    credentials_file: str | None = None
+
+
+# Fields shared by name carry the same rule and doc in every model.
+def _reuse_fields(cls: type, source: type, names: list[str]) -> None:
+    for name in names:
+        cls.__dataclass_fields__[name].metadata = source.__dataclass_fields__[name].metadata
+
+
+_reuse_fields(AttachParams, CreateUserParams, ["user_name"])
+_reuse_fields(AttachParams, PolicyParams, ["policy_name"])
+_reuse_fields(HandoverParams, CreateUserParams,
+              ["user_name", "credentials_profile", "credentials_file"])
+
+SECTION_MODELS: dict[str, type[Common]] = {
+    m.section: m for m in (CreateUserParams, PolicyParams, AttachParams, HandoverParams)
+}
+
+ALL_NAMES: tuple[str, ...] = tuple(dict.fromkeys(
+    n for model in SECTION_MODELS.values() for n in model.names()))
+
+
+def register_model(model: type[Common], reuse: dict[type, list[str]] | None = None) -> None:
+    """Add a section model (later sections and the rotate/unlink notebooks use this)."""
+    for source, names in (reuse or {}).items():
+        _reuse_fields(model, source, names)
+    SECTION_MODELS[model.section] = model
+    global ALL_NAMES
+    ALL_NAMES = tuple(dict.fromkeys([*ALL_NAMES, *model.names()]))
+
+
+def defaults(model: type[Common]) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(model)}
+
+
+def rule_for(name: str) -> Callable[[Any], str | None]:
+    for model in SECTION_MODELS.values():
+        if name in model.__dataclass_fields__:
+            return model.__dataclass_fields__[name].metadata["rule"]
+    raise KeyError(name)
+
+
+def check(name: str, value: Any) -> str | None:
+    """The rule ``value`` breaks for parameter ``name``, or None. The forms call this."""
+    return rule_for(name)(value)
+
+
+def unknown_rule(name: str, known: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"is not a parameter of this runbook{hint} (known: {', '.join(sorted(known))})"
+
+
+def normalise(name: str, value: Any) -> Any:
+    if name == "account_id" and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:012d}"
+    if name in ("credentials_file", "csv_path") and value is not None:
+        return str(Path(os.fspath(value)).expanduser())
+    return value
+
+
+def cross_checks(values: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """Rules that join two parameters. Run only when every single value passed."""
+    problems = []
+    target = values.get("target", "sandbox")
+    profile = values.get("aws_profile")
+    if profile is not None and target != "aws":
+        problems.append(("aws_profile", profile,
+                         "is only used with target 'aws'; add --target aws or drop it"))
+    elif profile is not None:
+        import botocore.session
+
+        available = botocore.session.Session().available_profiles
+        if profile not in available:
+            listed = ", ".join(sorted(available)) or "none"
+            problems.append(("aws_profile", profile,
+                             f"is not a profile in your AWS config or credentials files "
+                             f"(found: {listed})"))
+    csv_path = values.get("csv_path")
+    cred_file = values.get("credentials_file")
+    if csv_path and cred_file and Path(csv_path).expanduser() == Path(cred_file).expanduser():
+        problems.append(("csv_path", csv_path, "must not be the same file as credentials_file"))
+    return problems
+
+
+def validate_run(values: dict[str, Any], sections: list[str]) -> dict[str, Common]:
+    """Check every parameter of a run for ``sections`` before anything happens.
+
+    Returns the validated model per section. Raises :class:`ParameterError`
+    listing every problem, unknown names included.
+    """
+    known = tuple(dict.fromkeys(n for s in sections for n in SECTION_MODELS[s].names()))
+    problems = [(n, v, unknown_rule(n, known)) for n, v in values.items() if n not in known]
+    models: dict[str, Common] = {}
+    seen: set[str] = set()
+    for section in sections:
+        model = SECTION_MODELS[section]
+        subset = {k: v for k, v in values.items() if k in model.names()}
+        try:
+            models[section] = model.from_values(subset)
+        except ParameterError as err:
+            for problem in err.problems:
+                if problem[0] not in seen:
+                    seen.add(problem[0])
+                    problems.append(problem)
+    if problems:
+        raise ParameterError(problems)
+    return models

@@ -1,0 +1,201 @@
+"""The embedded AWS sandbox: moto in server mode on 127.0.0.1, IAM auth enforced.
+
+``start()`` launches ``moto.server`` on a free port in its own session (so it
+outlives the kernel or command that started it), bootstraps an operator IAM
+user with an admin inline policy and an access key while moto still accepts
+unsigned calls, then switches authorization on. From then on every call must
+be signed by a key moto knows and allowed by that key's policies, as on AWS.
+
+State lives in ``<home>/sandbox/state.json`` (mode 0600): endpoint, pid,
+account and the operator's credentials. Notebooks find the sandbox there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import paths
+from .errors import SandboxError
+from .files import atomic_write_text
+
+OPERATOR_USER = "runbook-operator"
+OPERATOR_POLICY_NAME = "runbook-operator-admin"
+ADMIN_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+# Placeholder credentials for the bootstrap calls moto accepts before auth is on.
+_BOOTSTRAP_CREDENTIALS = {"aws_access_key_id": "bootstrap", "aws_secret_access_key": "bootstrap"}
+
+
+def state_file() -> Path:
+    return paths.sandbox_dir() / "state.json"
+
+
+def credentials_file() -> Path:
+    """The default shared-credentials file for keys made in the sandbox."""
+    return paths.sandbox_dir() / "credentials"
+
+
+@contextlib.contextmanager
+def _lock() -> Iterator[None]:
+    with open(paths.sandbox_dir() / "lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); look at its state too.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _responds(endpoint: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def read_state() -> dict[str, Any] | None:
+    """The running sandbox's state, or None when none is running."""
+    path = state_file()
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    if not _alive(state["pid"]) or not _responds(state["endpoint"]):
+        return None
+    return state
+
+
+def status() -> dict[str, Any] | None:
+    """Public facts about the running sandbox (no secret), or None."""
+    state = read_state()
+    if state is None:
+        return None
+    return {k: state[k] for k in ("endpoint", "pid", "account_id", "operator_arn", "started")}
+
+
+def start(operator_policy: dict | None = None) -> dict[str, Any]:
+    """Return the running sandbox's state, starting one if none runs.
+
+    ``operator_policy`` replaces the operator's admin policy (tests use a
+    narrower one). Raises :class:`SandboxError` when moto does not come up.
+    """
+    with _lock():
+        state = read_state()
+        if state is not None:
+            return state
+        _clear_stale()
+        return _launch(operator_policy or ADMIN_POLICY)
+
+
+def _clear_stale() -> None:
+    """A dead sandbox took its users and keys with it: drop what pointed at them."""
+    for name in ("state.json", "credentials", "credentials.csv", "moto.log"):
+        with contextlib.suppress(FileNotFoundError):
+            (paths.sandbox_dir() / name).unlink()
+
+
+def _launch(operator_policy: dict) -> dict[str, Any]:
+    import boto3
+
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = open(paths.sandbox_dir() / "moto.log", "ab")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env, start_new_session=True, close_fds=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _responds(endpoint, timeout=1):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise SandboxError(
+                f"moto server did not start on {endpoint}; see {paths.sandbox_dir() / 'moto.log'}")
+        time.sleep(0.1)
+
+    iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                       **_BOOTSTRAP_CREDENTIALS)
+    sts = boto3.client("sts", endpoint_url=endpoint, region_name="us-east-1",
+                       **_BOOTSTRAP_CREDENTIALS)
+    user = iam.create_user(UserName=OPERATOR_USER)["User"]
+    iam.put_user_policy(UserName=OPERATOR_USER, PolicyName=OPERATOR_POLICY_NAME,
+                        PolicyDocument=json.dumps(operator_policy))
+    key = iam.create_access_key(UserName=OPERATOR_USER)["AccessKey"]
+    account_id = sts.get_caller_identity()["Account"]
+    # From here on moto checks every call's signature and policies.
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=b"0", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if response.status != 200:
+            raise SandboxError("moto refused to switch IAM authorization on")
+
+    state = {
+        "endpoint": endpoint,
+        "pid": process.pid,
+        "account_id": account_id,
+        "operator_arn": user["Arn"],
+        "operator_access_key_id": key["AccessKeyId"],
+        "operator_secret_access_key": key["SecretAccessKey"],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_text(state_file(), json.dumps(state, indent=2))
+    return state
+
+
+def stop() -> bool:
+    """Stop the sandbox and forget its state. True when one was running."""
+    with _lock():
+        path = state_file()
+        if not path.exists():
+            _clear_stale()
+            return False
+        state = json.loads(path.read_text())
+        pid = state["pid"]
+        was_running = _alive(pid)
+        if was_running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        _clear_stale()
+        return was_running

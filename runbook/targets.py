@@ -1,0 +1,120 @@
+"""Targets: where a run acts. A small registry, like papermill's engines.
+
+``sandbox`` is the embedded moto server (see :mod:`runbook.sandbox`); ``aws``
+is a real account through the standard credential chain. Only the ``aws``
+target ever builds a session without a fixed local endpoint.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from . import sandbox
+from .errors import RunbookError
+from .secrets import Credentials
+
+# Standard mode retries throttling (Throttling, RequestLimitExceeded, ...), 5xx
+# answers and dropped connections with jittered exponential backoff. Five
+# attempts ride out a burst without hiding an outage; every call is idempotent
+# or guarded by a read, so a retried mutation cannot double an effect.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5},
+                       connect_timeout=10, read_timeout=60)
+
+
+class Target(ABC):
+    """Builds sessions and clients for one kind of destination."""
+
+    name: str = ""
+
+    @abstractmethod
+    def operator_session(self, aws_profile: str | None, region: str) -> boto3.Session:
+        """A session for the person or pipeline running the runbook."""
+
+    @abstractmethod
+    def default_credentials_file(self) -> Path:
+        """The shared-credentials file the key goes to when none is named."""
+
+    def endpoint_url(self) -> str | None:
+        return None
+
+    def key_session(self, credentials: Credentials, region: str) -> boto3.Session:
+        """A session that signs with ``credentials`` (the service user's key)."""
+        session = boto3.Session(aws_access_key_id=credentials.access_key_id,
+                                aws_secret_access_key=credentials.secret_access_key,
+                                region_name=region)
+        self.guard(session)
+        return session
+
+    def guard(self, session: boto3.Session) -> None:
+        """Hook for targets that must keep requests somewhere."""
+
+    def client(self, session: boto3.Session, service: str, region: str) -> Any:
+        return session.client(service, region_name=region, endpoint_url=self.endpoint_url(),
+                              config=CLIENT_CONFIG)
+
+
+TARGETS: dict[str, type[Target]] = {}
+
+
+def register(cls: type[Target]) -> type[Target]:
+    TARGETS[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> Target:
+    try:
+        return TARGETS[name]()
+    except KeyError:
+        raise RunbookError(f"unknown target {name!r}; known: {', '.join(TARGETS)}") from None
+
+
+@register
+class SandboxTarget(Target):
+    """The embedded moto sandbox; started on first use, left running for the next kernel."""
+
+    name = "sandbox"
+
+    def __init__(self) -> None:
+        self.state = sandbox.start()
+
+    def endpoint_url(self) -> str:
+        return self.state["endpoint"]
+
+    def operator_session(self, aws_profile: str | None, region: str) -> boto3.Session:
+        session = boto3.Session(
+            aws_access_key_id=self.state["operator_access_key_id"],
+            aws_secret_access_key=self.state["operator_secret_access_key"],
+            region_name=region)
+        self.guard(session)
+        return session
+
+    def default_credentials_file(self) -> Path:
+        return sandbox.credentials_file()
+
+    def guard(self, session: boto3.Session) -> None:
+        endpoint = self.endpoint_url()
+
+        def refuse_elsewhere(request: Any, **_: Any) -> None:
+            # Belt and braces: a sandbox session must never reach a real endpoint.
+            if not request.url.startswith(endpoint + "/") and request.url != endpoint:
+                raise RunbookError(f"sandbox session tried to reach {request.url}; refused")
+
+        session.events.register_first("before-send.*.*", refuse_elsewhere)
+
+
+@register
+class AwsTarget(Target):
+    """A real AWS account: the standard credential chain, or ``aws_profile``."""
+
+    name = "aws"
+
+    def operator_session(self, aws_profile: str | None, region: str) -> boto3.Session:
+        return boto3.Session(profile_name=aws_profile, region_name=region)
+
+    def default_credentials_file(self) -> Path:
+        return Path("~/.aws/credentials").expanduser()
