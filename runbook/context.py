@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from pathlib import Path
@@ -47,6 +48,11 @@ class Context:
         self.session = self.target.operator_session(params.aws_profile, params.region)
         self.audit.attach(self.session)
         self._clients: dict[tuple[str, str], Any] = {}
+        # A run checks the operator once and hands the answer to each section.
+        handed = os.environ.get("RUNBOOK_CALLER_IDENTITY")
+        if handed and os.environ.get("RUNBOOK_RUN_DIR"):
+            self.__dict__["identity"] = self._checked(json.loads(handed))
+        self.audit.caller_arn = self.identity["Arn"]
 
     def client(self, service: str, region: str | None = None) -> Any:
         """An audited client of the operator's session, cached per service and region."""
@@ -63,7 +69,9 @@ class Context:
         credentials belong to another account.
         """
         found = self.client("sts").get_caller_identity()
-        self.audit.caller_arn = found["Arn"]
+        return self._checked(found)
+
+    def _checked(self, found: dict[str, Any]) -> dict[str, str]:
         expected = getattr(self.params, "account_id", None)
         if expected and found["Account"] != expected:
             raise StepError(

@@ -1,0 +1,164 @@
+"""``runbook``: run the sections headless, and manage the embedded sandbox.
+
+Exit codes: 0 done; 1 a step failed (the message names the section, the AWS
+error and the executed notebook); 2 bad parameters, refused before any AWS call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import params as P
+from . import sandbox
+from .errors import ParameterError, RunbookError
+
+
+def _eprint(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def load_params_file(path: str) -> dict[str, Any]:
+    """The mapping in a YAML params file. Raises ParameterError naming the file and the rule."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ParameterError([("-f", path, f"cannot read the params file: {reason}")]) from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParameterError([("-f", path, f"is not valid YAML{where}: "
+                                           f"{getattr(err, 'problem', err)}")]) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ParameterError([("-f", path, "must hold a mapping of parameter names to values "
+                                           f"at the top, not a {type(loaded).__name__}")])
+    bad_keys = [k for k in loaded if not isinstance(k, str)]
+    if bad_keys:
+        raise ParameterError([("-f", path, f"parameter names must be strings; found {bad_keys!r}")])
+    return loaded
+
+
+def parse_cli_value(name: str, raw: str) -> Any:
+    """A ``-p NAME VALUE`` value, read for NAME's type.
+
+    Strings stay exactly as typed (so an account ID keeps its leading zero);
+    ``null``/``none`` clear an optional value; booleans take true/false/yes/no.
+    """
+    field = None
+    for model in P.SECTION_MODELS.values():
+        field = model.__dataclass_fields__.get(name) or field
+    if field is not None and isinstance(field.default, bool):
+        lowered = raw.strip().lower()
+        if lowered in ("true", "yes", "1", "on"):
+            return True
+        if lowered in ("false", "no", "0", "off"):
+            return False
+        return raw  # the rule will refuse it by name
+    if field is not None and field.default is None and raw.strip().lower() in ("null", "none", "~"):
+        return None
+    return raw
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .run import execute
+
+    values: dict[str, Any] = {}
+    if args.file:
+        values.update(load_params_file(args.file))
+    for name, raw in args.param or []:
+        values[name] = parse_cli_value(name, raw)
+    if args.target is not None:
+        values["target"] = args.target
+    if args.aws_profile is not None:
+        values["aws_profile"] = args.aws_profile
+    if args.dry_run:
+        values["dry_run"] = True
+    result = execute(values, out=Path(args.out) if args.out else None, progress=_eprint)
+    if result.status == "ok":
+        _eprint(f"run ok: {result.run_dir}")
+    else:
+        _eprint(f"run failed: {result.message}")
+        _eprint(f"run folder: {result.run_dir}")
+    return result.exit_code
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        policy = None
+        if args.operator_policy:
+            policy = json.loads(Path(args.operator_policy).read_text())
+        state = sandbox.start(operator_policy=policy)
+        print(state["endpoint"])
+        return 0
+    if args.action == "status":
+        found = sandbox.status()
+        if found is None:
+            _eprint("no sandbox is running")
+            return 3
+        print(found["endpoint"] if args.url else json.dumps(found, indent=2))
+        return 0
+    stopped = sandbox.stop()
+    _eprint("sandbox stopped" if stopped else "no sandbox was running")
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    for section, model in P.SECTION_MODELS.items():
+        print(section)
+        for name, field in model.__dataclass_fields__.items():
+            print(f"  {name} = {field.default!r}  # {field.metadata.get('doc', '')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the sections in order with papermill")
+    run.add_argument("-f", "--file", help="YAML file of parameters")
+    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="set one parameter (repeatable; overrides -f)")
+    run.add_argument("--target", help="sandbox (default) or aws")
+    run.add_argument("--aws-profile", help="AWS profile of the operator (target aws)")
+    run.add_argument("--dry-run", action="store_true", help="plan every section, apply nothing")
+    run.add_argument("--out", help="folder to put the run folder in (default: runs/)")
+    run.set_defaults(func=_run)
+
+    box = sub.add_parser("sandbox", help="the embedded AWS sandbox (moto server)")
+    box.add_argument("action", choices=["start", "status", "stop"])
+    box.add_argument("--url", action="store_true", help="status: print only the endpoint URL")
+    box.add_argument("--operator-policy", help="start: JSON policy for the operator "
+                                               "instead of admin")
+    box.set_defaults(func=_sandbox)
+
+    sub.add_parser("params", help="list the parameters and defaults").set_defaults(func=_params)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ParameterError as err:
+        _eprint(f"error: {err}")
+        return err.exit_code
+    except RunbookError as err:
+        _eprint(f"error: {err}")
+        return err.exit_code
+    except KeyboardInterrupt:
+        _eprint("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

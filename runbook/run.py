@@ -1,0 +1,233 @@
+"""A run: the sections in order with papermill, into an audited run folder.
+
+``execute()`` validates every parameter before anything else (a bad value
+raises :class:`ParameterError` and nothing is started or called), then runs
+each section's notebook in its own kernel, reads the outcome the section
+recorded in its output, stops at the first failure, writes ``run.json`` with
+the SHA-256 of every file, and scans the folder for secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import secrets as pysecrets
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import nbformat
+
+from . import __version__, paths, sandbox
+from .context import Context
+from .errors import RunbookError
+from .params import Common, validate_run
+from .secrets import scan_tree
+from .sinks import SharedCredentialsProfile
+
+SECTIONS = ["01_create_user", "02_create_policy", "03_attach_policy", "04_add_credentials"]
+SECTION_TIMEOUT = 900  # seconds a cell may run before the section fails (a hung call)
+_VERSIONED = ("boto3", "botocore", "moto", "papermill", "nbclient", "ipykernel", "ipywidgets",
+              "nbformat")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    sections: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "ok" else 1
+
+
+def new_run_dir(parent: Path | None = None) -> Path:
+    """``<parent>/<UTC timestamp>-<6 hex>/``, created empty (parent default ``runs/``)."""
+    parent = Path(parent) if parent else paths.runs_dir()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = parent / f"{stamp}-{pysecrets.token_hex(3)}"
+    run_dir.mkdir(parents=True, mode=0o700)
+    return run_dir
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def read_outcome(notebook_path: Path) -> dict[str, Any] | None:
+    """The last outcome a section recorded in its outputs' metadata, or None."""
+    if not notebook_path.exists():
+        return None
+    notebook = nbformat.read(notebook_path, as_version=4)
+    found = None
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            outcome = output.get("metadata", {}).get("runbook", {}).get("outcome")
+            if outcome:
+                found = dict(outcome)
+    return found
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "runbook": __version__}
+    for name in _VERSIONED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[name] = importlib.metadata.version(name)
+    return found
+
+
+def known_secrets(ctx: Context, models: dict[str, Common]) -> tuple[str, ...]:
+    """Secrets this run could have leaked: the service key's and the operator's."""
+    found = set()
+    for model in models.values():
+        profile = getattr(model, "credentials_profile", None)
+        if profile:
+            named = getattr(model, "credentials_file", None)
+            path = Path(named) if named else ctx.target.default_credentials_file()
+            with contextlib.suppress(RunbookError, OSError):
+                held = SharedCredentialsProfile(path, profile).read()
+                if held:
+                    found.add(held.secret_access_key)
+    operator = ctx.session.get_credentials()
+    if operator is not None:
+        found.add(operator.get_frozen_credentials().secret_key)
+    return tuple(s for s in found if s)
+
+
+def execute(values: dict[str, Any], *, sections: list[str] | None = None,
+            out: Path | None = None, progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run ``sections`` (default: all) with ``values`` and return the result.
+
+    Raises :class:`ParameterError` before anything starts when a value is bad.
+    AWS failures do not raise: the result says ``failed``, names the section,
+    the AWS error and the executed notebook.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    sections = sections or list(SECTIONS)
+    say = progress or (lambda line: None)
+    models = validate_run(values, sections)
+    first = models[sections[0]]
+    started = datetime.now(timezone.utc)
+    run_dir = new_run_dir(out)
+    say(f"run folder: {run_dir}")
+    if first.target == "sandbox":
+        state = sandbox.start()
+        say(f"sandbox: {state['endpoint']} (account {state['account_id']})")
+
+    results: list[dict[str, Any]] = []
+    status, message = "ok", ""
+    with _environ(RUNBOOK_RUN_DIR=str(run_dir), RUNBOOK_SECTION="run",
+                  RUNBOOK_HOME=str(paths.home())):
+        ctx = None
+        try:
+            ctx = Context(first, section="run")
+            identity = ctx.identity
+        except RunbookError as err:
+            identity = {}
+            status, message = "failed", f"operator check failed: {err}"
+        except Exception as err:  # botocore: no credentials, AccessDenied, ...
+            identity = {}
+            status, message = "failed", f"operator check failed: {type(err).__name__}: {err}"
+
+        for number, section in enumerate(sections if status == "ok" else [], 1):
+            notebook_in = paths.notebooks_dir() / f"{section}.ipynb"
+            notebook_out = run_dir / f"{section}.ipynb"
+            clock = time.monotonic()
+            say(f"[{number}/{len(sections)}] {section} ...")
+            error = None
+            with _environ(RUNBOOK_SECTION=section,
+                          RUNBOOK_CALLER_IDENTITY=json.dumps(identity)):
+                try:
+                    papermill.execute_notebook(
+                        str(notebook_in), str(notebook_out),
+                        parameters=models[section].as_dict(),
+                        cwd=str(paths.notebooks_dir()), kernel_name="python3",
+                        progress_bar=False, log_output=False, report_mode=False,
+                        execution_timeout=SECTION_TIMEOUT)
+                except PapermillExecutionError as err:
+                    error = {"code": None, "message": f"{err.ename}: {err.evalue}",
+                             "cell": err.cell_index}
+            record = read_outcome(notebook_out) or {"name": section, "outcome": "failed"}
+            record["seconds"] = round(time.monotonic() - clock, 2)
+            if error and record["outcome"] != "failed":
+                record["outcome"] = "failed"
+            if record["outcome"] == "failed":
+                record.setdefault("error", error or {"code": None, "message": "unknown"})
+            results.append(record)
+            say(f"[{number}/{len(sections)}] {section}: {record['outcome']} "
+                f"({record['seconds']} s)")
+            if record["outcome"] == "failed":
+                err = record["error"]
+                status = "failed"
+                message = (f"section {section} failed: "
+                           f"{(err.get('code') or '') + ': ' if err.get('code') else ''}"
+                           f"{err.get('message')}\nexecuted notebook: {notebook_out}")
+                break
+
+        known = known_secrets(ctx, models) if ctx else ()
+
+    summary = {
+        "status": status,
+        "message": message,
+        "target": first.target,
+        "region": first.region,
+        "dry_run": first.dry_run,
+        "account": identity.get("Account"),
+        "caller": identity.get("Arn"),
+        "versions": versions(),
+        "parameters": {k: v for m in models.values() for k, v in m.as_dict().items()},
+        "sections": results,
+        "started": started.isoformat(timespec="seconds"),
+    }
+    findings = _finish(run_dir, summary, known)
+    if findings:
+        summary["status"] = "failed"
+        summary["message"] = (f"secret scan found {len(findings)} secret-looking value(s): " +
+                              "; ".join(str(f) for f in findings[:5]))
+        _finish(run_dir, summary, known)
+    return RunResult(run_dir, summary["status"], results, summary["message"])
+
+
+def _finish(run_dir: Path, summary: dict[str, Any], known: tuple[str, ...]) -> list:
+    """Write run.json with the hash of every other file; return the secret-scan findings."""
+    summary["ended"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    summary["files"] = {str(p.relative_to(run_dir)): sha256(p)
+                        for p in sorted(run_dir.rglob("*"))
+                        if p.is_file() and p.name != "run.json"}
+    findings = scan_tree(run_dir, known)
+    summary["secret_scan"] = {"findings": [str(f.path.relative_to(run_dir)) + f":{f.line}"
+                                           for f in findings]}
+    path = run_dir / "run.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    os.chmod(path, 0o600)
+    return findings + [f for f in scan_tree(run_dir, known) if f.path == path
+                       and f not in findings]
