@@ -1,0 +1,90 @@
+"""Shared fixtures: isolated runbook homes with their own sandboxes, and the CLI.
+
+Every sandbox a test starts is stopped when it ends. Every folder the suite
+writes is scanned for secrets at the end (see ``test_zz_secret_scan.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+PRODUCED: list[Path] = []  # folders the suite wrote, for the final secret scan
+
+
+def _stop_sandbox(home: Path) -> None:
+    subprocess.run([sys.executable, "-m", "runbook", "sandbox", "stop"],
+                   env={**os.environ, "RUNBOOK_HOME": str(home)}, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory):
+    """One runbook home (and sandbox) for the library tests; names keep tests apart."""
+    home = tmp_path_factory.mktemp("shared-home")
+    old = os.environ.get("RUNBOOK_HOME")
+    os.environ["RUNBOOK_HOME"] = str(home)
+    PRODUCED.append(home)
+    yield home
+    _stop_sandbox(home)
+    if old is None:
+        os.environ.pop("RUNBOOK_HOME", None)
+    else:
+        os.environ["RUNBOOK_HOME"] = old
+
+
+@pytest.fixture
+def fresh_home(tmp_path):
+    """A runbook home of its own: a test that needs an empty account starts here."""
+    home = tmp_path / "home"
+    home.mkdir()
+    PRODUCED.append(tmp_path)
+    yield home
+    _stop_sandbox(home)
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    run_dir: Path | None
+
+    @property
+    def run(self) -> dict:
+        return json.loads((self.run_dir / "run.json").read_text())
+
+    @property
+    def audit(self) -> list[dict]:
+        path = self.run_dir / "audit.jsonl"
+        return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+
+    def section(self, name: str) -> dict:
+        return next(s for s in self.run["sections"] if s["name"] == name)
+
+
+@pytest.fixture
+def runbook_cli(tmp_path):
+    """Run ``runbook ...`` as a user would, in a subprocess; find the run folder it made."""
+    runs = tmp_path / "runs"
+
+    def invoke(*args: str, home: Path, extra_env: dict | None = None) -> CliResult:
+        before = set(runs.iterdir()) if runs.exists() else set()
+        command = [sys.executable, "-m", "runbook", *args]
+        if args and args[0] == "run" and "--out" not in args:
+            command += ["--out", str(runs)]
+        env = {**os.environ, "RUNBOOK_HOME": str(home), **(extra_env or {})}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        after = set(runs.iterdir()) if runs.exists() else set()
+        new = sorted(after - before)
+        return CliResult(done.returncode, done.stdout, done.stderr, new[-1] if new else None)
+
+    PRODUCED.append(tmp_path)
+    return invoke
