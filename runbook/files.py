@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from . import crashpoints
+
 
 def atomic_write_text(path: Path | str, text: str, mode: int = 0o600) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory.
@@ -22,6 +24,7 @@ def atomic_write_text(path: Path | str, text: str, mode: int = 0o600) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        crashpoints.reached("atomic-write-before-rename")
         os.replace(tmp, path)
     except BaseException:
         try:

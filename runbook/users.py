@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import paths
+from . import crashpoints, paths
 from .context import Context
 from .errors import StepError
 from .files import atomic_write_text
@@ -177,6 +177,7 @@ def _create_key(ctx: Context, iam: Any, user_name: str,
     answer = iam.create_access_key(UserName=user_name)["AccessKey"]
     credentials = Credentials(answer["AccessKeyId"], answer["SecretAccessKey"])
     del answer
+    crashpoints.reached("after-create-access-key")
     try:
         sinks[0].write(credentials)
     except Exception as err:
