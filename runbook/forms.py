@@ -21,7 +21,7 @@ from .params import Common, check, known_regions
 _REGION_FIELDS = ("region",)
 _OPTIONAL_REGION_FIELDS = ("limit_region",)
 _CHOICES = {"target": ["sandbox", "aws"]}
-_LAYOUT = w.Layout(width="520px")
+_WIDTH = "520px"  # each widget gets its own Layout: a shared one is one model for all
 _STYLE = {"description_width": "160px"}
 
 
@@ -49,7 +49,7 @@ class SectionForm:
         self.widget = w.VBox(rows)
 
     def _widget(self, name: str, value: Any, doc: str) -> w.Widget:
-        common = dict(description=name, description_tooltip=doc, layout=_LAYOUT, style=_STYLE)
+        common = dict(description=name, description_tooltip=doc, layout=w.Layout(width=_WIDTH), style=_STYLE)
         if name in _CHOICES:
             return w.Dropdown(options=_CHOICES[name], value=value, **common)
         if name in _REGION_FIELDS:

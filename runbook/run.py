@@ -2,9 +2,11 @@
 
 ``execute()`` validates every parameter before anything else (a bad value
 raises :class:`ParameterError` and nothing is started or called), then runs
-each section's notebook in its own kernel, reads the outcome the section
-recorded in its output, stops at the first failure, writes ``run.json`` with
-the SHA-256 of every file, and scans the folder for secrets.
+each section's notebook with papermill on one warm kernel (see
+:mod:`runbook.engine`; each section still starts from an empty namespace),
+reads the outcome the section recorded in its output, stops at the first
+failure, writes ``run.json`` with the SHA-256 of every file, and scans the
+folder for secrets.
 """
 
 from __future__ import annotations
@@ -23,11 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import nbformat
-
-from . import __version__, paths, sandbox
+from . import __version__, engine, paths, sandbox
 from .context import Context
-from .errors import RunbookError
+from .errors import RunbookError, SandboxError
 from .params import Common, validate_run
 from .secrets import scan_tree
 from .sinks import SharedCredentialsProfile
@@ -77,6 +77,9 @@ def read_outcome(notebook_path: Path) -> dict[str, Any] | None:
     """The last outcome a section recorded in its outputs' metadata, or None."""
     if not notebook_path.exists():
         return None
+    _hide_rfc3987_syntax()
+    import nbformat
+
     notebook = nbformat.read(notebook_path, as_version=4)
     found = None
     for cell in notebook.cells:
@@ -121,6 +124,44 @@ def known_secrets(ctx: Context, models: dict[str, Common]) -> tuple[str, ...]:
     return tuple(s for s in found if s)
 
 
+# What every section imports; loaded in the warm kernel while the run starts.
+PRELOAD = ["runbook.context", "runbook.forms", "runbook.plan", "runbook.users",
+           "runbook.policy", "runbook.attachment", "runbook.handover"]
+
+
+def _hide_rfc3987_syntax() -> None:
+    """Spare this process the second jsonschema spends on a format check it never uses.
+
+    nbformat imports jsonschema, which imports ``rfc3987_syntax`` when it is
+    installed (jupyter-events pulls it in), and that compiles 38 grammars at
+    import: about one second of CPU, for the ``iri`` format, which no notebook
+    schema uses. Only this process is affected, and only if nothing imported
+    it yet.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def _import_papermill() -> Any:
+    """Import papermill (fast, see :func:`_hide_rfc3987_syntax`) with the warm engine registered."""
+    _hide_rfc3987_syntax()
+    import papermill
+
+    engine.register()
+    return papermill
+
+
+def _section_error(err: BaseException) -> dict[str, Any]:
+    """What run.json says of a section that raised instead of recording its outcome."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        return {"code": None, "message": f"{err.ename}: {err.evalue}", "cell": err.cell_index}
+    name = type(err).__name__
+    if name == "DeadKernelError":
+        return {"code": "KernelDied", "message": f"the kernel died during the section: {err}"}
+    return {"code": name, "message": str(err)}
+
+
 def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             out: Path | None = None, progress: Callable[[str], None] | None = None) -> RunResult:
     """Run ``sections`` (default: all) with ``values`` and return the result.
@@ -128,10 +169,10 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     Raises :class:`ParameterError` before anything starts when a value is bad.
     AWS failures do not raise: the result says ``failed``, names the section,
     the AWS error and the executed notebook.
-    """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
 
+    The sections share one warm kernel (see :mod:`runbook.engine`), started
+    before the sandbox and the operator are checked so that both overlap.
+    """
     sections = sections or list(SECTIONS)
     say = progress or (lambda line: None)
     models = validate_run(values, sections)
@@ -139,24 +180,37 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     started = datetime.now(timezone.utc)
     run_dir = new_run_dir(out)
     say(f"run folder: {run_dir}")
-    if first.target == "sandbox":
-        state = sandbox.start()
-        say(f"sandbox: {state['endpoint']} (account {state['account_id']})")
-
+    home = str(paths.home())
+    base_env = {"RUNBOOK_HOME": home, "RUNBOOK_RUN_DIR": str(run_dir)}
+    kernel = engine.WarmKernel(paths.notebooks_dir(), {**os.environ, **base_env},
+                               run_dir / "kernel.log")
     results: list[dict[str, Any]] = []
     status, message = "ok", ""
-    with _environ(RUNBOOK_RUN_DIR=str(run_dir), RUNBOOK_SECTION="run",
-                  RUNBOOK_HOME=str(paths.home())):
-        ctx = None
+    identity: dict[str, str] = {}
+    ctx = None
+    known: tuple[str, ...] = ()
+    try:
+        kernel.start()
         try:
-            ctx = Context(first, section="run")
-            identity = ctx.identity
+            if first.target == "sandbox":
+                state = sandbox.start()
+                say(f"sandbox: {state['endpoint']} (account {state['account_id']})")
+            with _environ(RUNBOOK_RUN_DIR=str(run_dir), RUNBOOK_SECTION="run", RUNBOOK_HOME=home):
+                ctx = Context(first, section="run")
+                identity = ctx.identity
+        except SandboxError as err:
+            status, message = "failed", f"the sandbox did not start: {err}"
         except RunbookError as err:
-            identity = {}
             status, message = "failed", f"operator check failed: {err}"
         except Exception as err:  # botocore: no credentials, AccessDenied, ...
-            identity = {}
             status, message = "failed", f"operator check failed: {type(err).__name__}: {err}"
+        if status == "ok":
+            papermill = _import_papermill()
+            try:
+                kernel.ready()
+                kernel.preload(PRELOAD)
+            except engine.KernelError as err:
+                status, message = "failed", str(err)
 
         for number, section in enumerate(sections if status == "ok" else [], 1):
             notebook_in = paths.notebooks_dir() / f"{section}.ipynb"
@@ -164,18 +218,18 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             clock = time.monotonic()
             say(f"[{number}/{len(sections)}] {section} ...")
             error = None
-            with _environ(RUNBOOK_SECTION=section,
-                          RUNBOOK_CALLER_IDENTITY=json.dumps(identity)):
-                try:
-                    papermill.execute_notebook(
-                        str(notebook_in), str(notebook_out),
-                        parameters=models[section].as_dict(),
-                        cwd=str(paths.notebooks_dir()), kernel_name="python3",
-                        progress_bar=False, log_output=False, report_mode=False,
-                        execution_timeout=SECTION_TIMEOUT)
-                except PapermillExecutionError as err:
-                    error = {"code": None, "message": f"{err.ename}: {err.evalue}",
-                             "cell": err.cell_index}
+            try:
+                kernel.begin_section({**base_env, "RUNBOOK_SECTION": section,
+                                      "RUNBOOK_CALLER_IDENTITY": json.dumps(identity)})
+                papermill.execute_notebook(
+                    str(notebook_in), str(notebook_out),
+                    parameters=models[section].as_dict(), engine_name=engine.ENGINE_NAME,
+                    warm_kernel=kernel, record_path=notebook_out,
+                    request_save_on_cell_execute=False, cwd=str(paths.notebooks_dir()),
+                    kernel_name=engine.KERNEL_NAME, progress_bar=False, log_output=False,
+                    report_mode=False, execution_timeout=SECTION_TIMEOUT)
+            except Exception as err:  # the notebook failed, or its kernel died
+                error = _section_error(err)
             record = read_outcome(notebook_out) or {"name": section, "outcome": "failed"}
             record["seconds"] = round(time.monotonic() - clock, 2)
             if error and record["outcome"] != "failed":
@@ -192,8 +246,12 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                            f"{(err.get('code') or '') + ': ' if err.get('code') else ''}"
                            f"{err.get('message')}\nexecuted notebook: {notebook_out}")
                 break
-
+    finally:
+        kernel.shutdown()
         known = known_secrets(ctx, models) if ctx else ()
+        log = run_dir / "kernel.log"
+        if log.exists() and log.stat().st_size == 0:
+            log.unlink()  # a quiet kernel leaves no log behind
 
     summary = {
         "status": status,

@@ -1,0 +1,59 @@
+"""Kernel side of the warm kernel: what the engine runs between two sections.
+
+The engine (:mod:`runbook.engine`) calls :func:`begin_section` silently
+(nothing of it lands in a notebook) before each section, so that a section
+starts as it would in a fresh kernel: an empty user namespace, execution
+counts from 1, no widget of an earlier section alive, and the run's
+environment for this section. What stays is what makes the kernel warm: the
+imported modules.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+# Names a section may leave in os.environ that the next one must not see.
+SECTION_ENV = ("RUNBOOK_SECTION", "RUNBOOK_RUN_DIR", "RUNBOOK_CALLER_IDENTITY", "RUNBOOK_HOME")
+
+
+def begin_section(environ: dict[str, str]) -> None:
+    """Reset the kernel for a new section and set its environment.
+
+    ``environ`` holds the section's ``RUNBOOK_*`` values; any of
+    :data:`SECTION_ENV` not in it is removed.
+    """
+    shell = _shell()
+    if shell is not None:
+        # new_session=True also restarts the execution count at 1.
+        shell.reset(new_session=True, aggressive=False)
+    _close_widgets()
+    for name in SECTION_ENV:
+        if name not in environ:
+            os.environ.pop(name, None)
+    os.environ.update(environ)
+
+
+def preload(modules: list[str]) -> None:
+    """Import ``modules`` now, while the runner does other work, so sections start warm."""
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - a kernel always has IPython
+        return None
+    return get_ipython()
+
+
+def _close_widgets() -> None:
+    """Close every widget an earlier section left open (their comms, their state)."""
+    try:
+        import ipywidgets
+    except ImportError:  # pragma: no cover
+        return
+    ipywidgets.Widget.close_all()

@@ -1,0 +1,87 @@
+"""The warm-kernel engine: one kernel per run, and sections that share nothing but imports."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from runbook import engine
+from runbook.run import _import_papermill
+
+
+def notebook(path, *sources):
+    nb = new_notebook(cells=[new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    return [[o.get("text", "") or o.get("data", {}).get("text/plain", "") for o in c.outputs]
+            for c in nb.cells]
+
+
+@pytest.fixture
+def warm(tmp_path):
+    kernel = engine.WarmKernel(tmp_path, {}, tmp_path / "kernel.log")
+    kernel.start()
+    yield kernel
+    kernel.shutdown()
+
+
+def run(papermill, warm, source, out, section, record=None):
+    warm.begin_section({"RUNBOOK_SECTION": section})
+    return papermill.execute_notebook(str(source), str(out), engine_name=engine.ENGINE_NAME,
+                                      warm_kernel=warm, record_path=record or out,
+                                      request_save_on_cell_execute=False, progress_bar=False,
+                                      kernel_name=engine.KERNEL_NAME)
+
+
+def test_warm_kernel__the_next_section_sees_no_variable_widget_or_environment_of_the_last(
+        warm, tmp_path):
+    papermill = _import_papermill()
+    first = notebook(tmp_path / "a.ipynb",
+                     "import os, ipywidgets\nleaked = 41\nslider = ipywidgets.IntSlider()\n"
+                     "os.environ['RUNBOOK_CALLER_IDENTITY'] = 'from a'\n"
+                     "print(os.getpid())")
+    second = notebook(tmp_path / "b.ipynb",
+                      "import os\nfrom ipywidgets.widgets.widget import _instances\n"
+                      "print('leaked' in globals(), 'slider' in globals(), len(_instances),\n"
+                      "      os.environ.get('RUNBOOK_CALLER_IDENTITY'),"
+                      " os.environ['RUNBOOK_SECTION'], os.getpid())")
+    run(papermill, warm, first, tmp_path / "a.out.ipynb", "a")
+    run(papermill, warm, second, tmp_path / "b.out.ipynb", "b")
+    pid = outputs(tmp_path / "a.out.ipynb")[0][0].strip()
+    assert outputs(tmp_path / "b.out.ipynb")[0][0].split() == [
+        "False", "False", "0", "None", "b", pid]  # same kernel, nothing carried over
+
+
+def test_warm_kernel__each_section_counts_its_cells_from_one(warm, tmp_path):
+    papermill = _import_papermill()
+    source = notebook(tmp_path / "a.ipynb", "1", "2")
+    for name in ("one", "two"):
+        run(papermill, warm, source, tmp_path / f"{name}.ipynb", name)
+        cells = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4).cells
+        assert [c.execution_count for c in cells] == [1, 2]
+
+
+def test_warm_engine__a_kernel_that_dies__leaves_the_cells_that_ran_on_disk(warm, tmp_path):
+    papermill = _import_papermill()
+    source = notebook(tmp_path / "a.ipynb", "print('before the crash')",
+                      "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "print('never')")
+    out = tmp_path / "a.out.ipynb"
+    with pytest.raises(Exception) as caught:
+        run(papermill, warm, source, out, "a")
+    assert type(caught.value).__name__ == "DeadKernelError"
+    assert outputs(out)[0] == ["before the crash\n"]
+    assert outputs(out)[2] == []
+
+
+def test_kernel_spec__is_this_interpreter_whatever_the_machine_has_installed():
+    import sys
+
+    spec = engine.RunbookKernelSpecManager().get_kernel_spec("python3")
+    assert spec.argv[:3] == [sys.executable, "-m", "ipykernel_launcher"]
