@@ -33,3 +33,7 @@ sandbox-stop: $(STAMP)
 clean:
 	-$(BIN)/runbook sandbox stop
 	rm -rf .runbook runs test-artifacts .pytest_cache
+
+## bench: the link three ways (AWS CLI, bare boto3, runbook run) on one sandbox; prints medians and ratios
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py

@@ -52,7 +52,9 @@ class RunbookKernelSpecManager(KernelSpecManager):
         return KernelSpec(
             argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
                   # No history database: a headless run never reads it back.
-                  "--HistoryManager.enabled=False"],
+                  "--HistoryManager.enabled=False",
+                  # No Out[] cache: resetting it runs a full gc.collect() per section.
+                  "--InteractiveShell.cache_size=0"],
             display_name="Python 3 (runbook)", language="python", metadata={})
 
 
@@ -76,26 +78,35 @@ class WarmKernel:
                                      kernel_spec_manager=RunbookKernelSpecManager())
         self.kc: Any = None
         self._log: Any = None
+        self._ready = False
 
-    def start(self) -> None:
-        """Launch the kernel process (it boots while the caller goes on)."""
+    def start(self, preload: list[str] = ()) -> None:
+        """Launch the kernel process and queue the import of ``preload``; return at once.
+
+        The kernel boots and imports while the caller goes on; :meth:`ready`
+        waits for both. A module that fails to import here fails again, with
+        its traceback, in the section that imports it.
+        """
         self._log = open(self.log_path, "ab")
         os.chmod(self.log_path, 0o600)
         run_sync(self.km.start_kernel)(cwd=str(self.cwd), env=self.env,
                                         stdout=self._log, stderr=self._log)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        if preload:
+            self.kc.execute(f"__import__('runbook.kernel').kernel.preload({list(preload)!r})",
+                            silent=True, store_history=False, allow_stdin=False)
+        self._ready = False
 
     def ready(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until the kernel answers. Raises :class:`KernelError` if it does not."""
-        if self.kc is not None:
+        if self._ready:
             return
-        kc = self.km.client()
-        kc.start_channels()
         try:
-            run_sync(kc.wait_for_ready)(timeout=timeout)
+            run_sync(self.kc.wait_for_ready)(timeout=timeout)
         except RuntimeError as err:
-            kc.stop_channels()
             raise KernelError(f"the kernel did not start: {err}; see {self.log_path}") from None
-        self.kc = kc
+        self._ready = True
 
     def run_silently(self, code: str, timeout: float = 120) -> None:
         """Execute ``code`` without output or history. Raises :class:`KernelError` on error."""
@@ -106,10 +117,6 @@ class WarmKernel:
         if content.get("status") != "ok":
             raise KernelError(f"the kernel refused to prepare the section: "
                               f"{content.get('ename')}: {content.get('evalue')}")
-
-    def preload(self, modules: list[str]) -> None:
-        """Import ``modules`` in the kernel (the part of a section's start that is the same)."""
-        self.run_silently(f"__import__('runbook.kernel').kernel.preload({modules!r})")
 
     def begin_section(self, environ: dict[str, str]) -> None:
         """Reset the kernel for a section and give it the section's environment."""

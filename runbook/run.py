@@ -80,7 +80,11 @@ def read_outcome(notebook_path: Path) -> dict[str, Any] | None:
     _hide_rfc3987_syntax()
     import nbformat
 
-    notebook = nbformat.read(notebook_path, as_version=4)
+    return outcome_in(nbformat.read(notebook_path, as_version=4))
+
+
+def outcome_in(notebook: Any) -> dict[str, Any] | None:
+    """The last outcome a section recorded in an executed notebook's outputs, or None."""
     found = None
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
@@ -190,7 +194,7 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     ctx = None
     known: tuple[str, ...] = ()
     try:
-        kernel.start()
+        kernel.start(preload=PRELOAD)
         try:
             if first.target == "sandbox":
                 state = sandbox.start()
@@ -208,7 +212,6 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             papermill = _import_papermill()
             try:
                 kernel.ready()
-                kernel.preload(PRELOAD)
             except engine.KernelError as err:
                 status, message = "failed", str(err)
 
@@ -218,10 +221,11 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             clock = time.monotonic()
             say(f"[{number}/{len(sections)}] {section} ...")
             error = None
+            executed = None
             try:
                 kernel.begin_section({**base_env, "RUNBOOK_SECTION": section,
                                       "RUNBOOK_CALLER_IDENTITY": json.dumps(identity)})
-                papermill.execute_notebook(
+                executed = papermill.execute_notebook(
                     str(notebook_in), str(notebook_out),
                     parameters=models[section].as_dict(), engine_name=engine.ENGINE_NAME,
                     warm_kernel=kernel, record_path=notebook_out,
@@ -230,7 +234,8 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                     report_mode=False, execution_timeout=SECTION_TIMEOUT)
             except Exception as err:  # the notebook failed, or its kernel died
                 error = _section_error(err)
-            record = read_outcome(notebook_out) or {"name": section, "outcome": "failed"}
+            found = outcome_in(executed) if executed is not None else read_outcome(notebook_out)
+            record = found or {"name": section, "outcome": "failed"}
             record["seconds"] = round(time.monotonic() - clock, 2)
             if error and record["outcome"] != "failed":
                 record["outcome"] = "failed"

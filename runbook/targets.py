@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 
 from . import sandbox
@@ -24,6 +25,30 @@ from .secrets import Credentials
 # or guarded by a read, so a retried mutation cannot double an effect.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5},
                        connect_timeout=10, read_timeout=60)
+
+
+_LOADER: Any = None
+
+
+def new_session(**kwargs: Any) -> boto3.Session:
+    """A boto3 session that shares parsed service models with every other one in this process.
+
+    A fresh session parses the JSON models of each service it makes a client
+    for (iam and ec2 cost 50-150 ms each); a section makes several sessions
+    (operator, service user, one per region thread), so they share botocore's
+    data loader, whose caches hold the parsed models. ``kwargs`` go to
+    :class:`boto3.Session` (credentials, ``profile_name``, ``region_name``).
+    """
+    global _LOADER
+    core = botocore.session.Session()
+    if _LOADER is None:
+        _LOADER = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", _LOADER)
+    session = boto3.Session(botocore_session=core, **kwargs)
+    # boto3 appends its own data folder to the loader's search path per session.
+    _LOADER.search_paths[:] = list(dict.fromkeys(_LOADER.search_paths))
+    return session
 
 
 class Target(ABC):
@@ -44,9 +69,9 @@ class Target(ABC):
 
     def key_session(self, credentials: Credentials, region: str) -> boto3.Session:
         """A session that signs with ``credentials`` (the service user's key)."""
-        session = boto3.Session(aws_access_key_id=credentials.access_key_id,
-                                aws_secret_access_key=credentials.secret_access_key,
-                                region_name=region)
+        session = new_session(aws_access_key_id=credentials.access_key_id,
+                              aws_secret_access_key=credentials.secret_access_key,
+                              region_name=region)
         self.guard(session)
         return session
 
@@ -86,7 +111,7 @@ class SandboxTarget(Target):
         return self.state["endpoint"]
 
     def operator_session(self, aws_profile: str | None, region: str) -> boto3.Session:
-        session = boto3.Session(
+        session = new_session(
             aws_access_key_id=self.state["operator_access_key_id"],
             aws_secret_access_key=self.state["operator_secret_access_key"],
             region_name=region)
@@ -114,7 +139,7 @@ class AwsTarget(Target):
     name = "aws"
 
     def operator_session(self, aws_profile: str | None, region: str) -> boto3.Session:
-        return boto3.Session(profile_name=aws_profile, region_name=region)
+        return new_session(profile_name=aws_profile, region_name=region)
 
     def default_credentials_file(self) -> Path:
         return Path("~/.aws/credentials").expanduser()
