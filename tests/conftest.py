@@ -88,3 +88,25 @@ def runbook_cli(tmp_path):
 
     PRODUCED.append(tmp_path)
     return invoke
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A sandbox a test left running is stopped here, and the suite fails for it.
+
+    Fixtures stop their sandboxes; this catches one started some other way
+    (a subprocess that outlived its test), so `make test` never leaves a
+    moto server behind.
+    """
+    from runbook import sandbox as sb
+
+    leftovers = []
+    for folder in PRODUCED:
+        for state in folder.rglob("sandbox/state.json"):
+            pid = json.loads(state.read_text()).get("pid")
+            if pid and sb._alive(pid):
+                leftovers.append(str(state.parent.parent))
+                _stop_sandbox(state.parent.parent)
+    if leftovers:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"sandboxes left running by tests (stopped now): {', '.join(leftovers)}", red=True)
+        session.exitstatus = 1
