@@ -87,10 +87,12 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
-def _execute(args: argparse.Namespace, sections: list[str] | None = None):
+def _execute(args: argparse.Namespace, sections: list[str] | None = None,
+             values: dict[str, Any] | None = None):
     from .run import execute
 
-    result = execute(run_values(args), sections=sections,
+    values = run_values(args) if values is None else values
+    result = execute(values, sections=sections,
                      out=Path(args.out) if args.out else None, progress=_eprint)
     if result.status == "ok":
         _eprint(f"run ok: {result.run_dir}")
@@ -109,10 +111,11 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _unlink(args: argparse.Namespace) -> int:
-    result = _execute(args, ["unlink"])
+    values = run_values(args)
+    result = _execute(args, ["unlink"], values)
     section = result.sections[-1] if result.sections else {}
     if result.status == "ok" and section.get("outcome") == "planned" and \
-            section.get("confirm") is not True and not args.dry_run:
+            section.get("confirm") is not True and values.get("dry_run") is not True:
         # Deleting needs a yes said on purpose; the plan is shown, and the exit says "not done".
         for line in section.get("planned", []):
             _eprint(f"  would {line}")

@@ -240,3 +240,12 @@ def test_runbook_rotate__killed_after_the_new_key_is_saved__a_rerun_finishes(
     secret = profile.read().secret_access_key
     assert scan_tree(result.run_dir, (secret,)) == []
     assert secret not in result.stdout + result.stderr + crashed.stdout + crashed.stderr
+
+
+@pytest.mark.e2e
+def test_runbook_rotate__a_parameter_rotation_does_not_take__exits_2_before_any_sandbox(
+        fresh_home, runbook_cli):
+    result = runbook_cli("rotate", "-p", "policy_name", "x", home=fresh_home)
+    assert result.returncode == 2
+    assert "policy_name='x': is not a parameter of this runbook" in result.stderr
+    assert not (fresh_home / "sandbox" / "state.json").exists()

@@ -18,7 +18,7 @@ from runbook import params as P
 from runbook.context import Context
 from runbook.errors import ParameterError
 from runbook.secrets import mask_key_id, scan_tree
-from runbook.sinks import ConsoleCsv, SharedCredentialsProfile
+from runbook.sinks import SharedCredentialsProfile
 
 _ids = itertools.count(1)
 INLINE = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -207,6 +207,10 @@ def test_runbook_unlink__needs_confirm_then_unlinks_and_a_rerun_changes_nothing(
     credentials = fresh_home / "sandbox" / "credentials"
     secret = SharedCredentialsProfile(credentials, "dockercloud").read().secret_access_key
 
+    planned = runbook_cli("unlink", "-p", "dry_run", "true", home=fresh_home)
+    assert planned.returncode == 0, planned.stderr  # a dry run is a plan asked for: no refusal
+    assert planned.section("unlink")["outcome"] == "planned"
+
     refused = runbook_cli("unlink", home=fresh_home)
     assert refused.returncode == 2
     assert "confirm=False" in refused.stderr and "--confirm" in refused.stderr
@@ -219,7 +223,7 @@ def test_runbook_unlink__needs_confirm_then_unlinks_and_a_rerun_changes_nothing(
     assert [r["operation"] for r in done.audit if audit.is_mutating(r)] == [
         "DeleteAccessKey", "DetachUserPolicy", "DeleteUser", "DeletePolicy"]
     assert SharedCredentialsProfile(credentials, "dockercloud").read() is None
-    for result in (refused, done):
+    for result in (planned, refused, done):
         assert scan_tree(result.run_dir, (secret,)) == []
         assert secret not in result.stdout + result.stderr
 
