@@ -69,9 +69,8 @@ def parse_cli_value(name: str, raw: str) -> Any:
     return raw
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .run import execute
-
+def run_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters of a ``run``/``rotate``/``unlink`` command line: -f, then -p, then flags."""
     values: dict[str, Any] = {}
     if args.file:
         values.update(load_params_file(args.file))
@@ -83,12 +82,46 @@ def _run(args: argparse.Namespace) -> int:
         values["aws_profile"] = args.aws_profile
     if args.dry_run:
         values["dry_run"] = True
-    result = execute(values, out=Path(args.out) if args.out else None, progress=_eprint)
+    if getattr(args, "confirm", False):
+        values["confirm"] = True
+    return values
+
+
+def _execute(args: argparse.Namespace, sections: list[str] | None = None,
+             values: dict[str, Any] | None = None):
+    from .run import execute
+
+    values = run_values(args) if values is None else values
+    result = execute(values, sections=sections,
+                     out=Path(args.out) if args.out else None, progress=_eprint)
     if result.status == "ok":
         _eprint(f"run ok: {result.run_dir}")
     else:
         _eprint(f"run failed: {result.message}")
         _eprint(f"run folder: {result.run_dir}")
+    return result
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _execute(args).exit_code
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    return _execute(args, ["rotate_access_key"]).exit_code
+
+
+def _unlink(args: argparse.Namespace) -> int:
+    values = run_values(args)
+    result = _execute(args, ["unlink"], values)
+    section = result.sections[-1] if result.sections else {}
+    if result.status == "ok" and section.get("outcome") == "planned" and \
+            section.get("confirm") is not True and values.get("dry_run") is not True:
+        # Deleting needs a yes said on purpose; the plan is shown, and the exit says "not done".
+        for line in section.get("planned", []):
+            _eprint(f"  would {line}")
+        _eprint("error: bad parameter: confirm=False: unlink deletes the lines above; nothing "
+                "was deleted. Rerun with --confirm (or -p confirm true) to delete them")
+        return 2
     return result.exit_code
 
 
@@ -120,19 +153,36 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_options(command: argparse.ArgumentParser) -> None:
+    """The options ``run``, ``rotate`` and ``unlink`` share (one run folder each)."""
+    command.add_argument("-f", "--file", help="YAML file of parameters")
+    command.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                         help="set one parameter (repeatable; overrides -f)")
+    command.add_argument("--target", help="sandbox (default) or aws")
+    command.add_argument("--aws-profile", help="AWS profile of the operator (target aws)")
+    command.add_argument("--dry-run", action="store_true",
+                         help="plan every section, apply nothing")
+    command.add_argument("--out", help="folder to put the run folder in (default: runs/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the sections in order with papermill")
-    run.add_argument("-f", "--file", help="YAML file of parameters")
-    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                     help="set one parameter (repeatable; overrides -f)")
-    run.add_argument("--target", help="sandbox (default) or aws")
-    run.add_argument("--aws-profile", help="AWS profile of the operator (target aws)")
-    run.add_argument("--dry-run", action="store_true", help="plan every section, apply nothing")
-    run.add_argument("--out", help="folder to put the run folder in (default: runs/)")
+    _run_options(run)
     run.set_defaults(func=_run)
+
+    rotate = sub.add_parser("rotate", help="rotate the service user's access key")
+    _run_options(rotate)
+    rotate.set_defaults(func=_rotate)
+
+    unlink = sub.add_parser("unlink", help="undo the link: delete the user, the policy and the "
+                                           "profile (needs --confirm)")
+    _run_options(unlink)
+    unlink.add_argument("--confirm", action="store_true",
+                        help="really delete (sets confirm=true); without it only the plan is shown")
+    unlink.set_defaults(func=_unlink)
 
     box = sub.add_parser("sandbox", help="the embedded AWS sandbox (moto server)")
     box.add_argument("action", choices=["start", "status", "stop"])

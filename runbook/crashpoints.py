@@ -11,6 +11,12 @@ Points in the library:
   in any sink yet.
 - ``atomic-write-before-rename``: a sink's new content is in its temporary
   file, fsynced; the real file still holds the old content.
+- ``rotate-after-new-key-saved``: a rotation's new key is in the sinks; the
+  journal does not name it yet; the old key is still Active.
+- ``rotate-after-proven``: the new key has answered as the service user; the
+  old key is still Active.
+- ``rotate-after-deactivate``: the old key is Inactive, not yet deleted.
+- ``rotate-after-delete-old``: the old key is deleted; the journal still exists.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The permissions the operator (the person or pipeline running the runbook) needs.
 
 ``operator_policy()`` is the least-privilege identity policy for running the
-link sections against a real account; the README shows it, and a test keeps
-the two the same. Resources are scoped to the service user and its policy.
+link sections against a real account; ``rotate_operator_policy()`` and
+``unlink_operator_policy()`` are the same for ``runbook rotate`` and ``runbook
+unlink``. The README shows all three, and a test keeps them the same.
+Resources are scoped to the service user and its policy.
 """
 
 from __future__ import annotations
@@ -40,6 +42,71 @@ def operator_policy(user_name: str = "dockercloud-user",
              "Resource": f"arn:aws:iam::*:user/{user_name}",
              "Condition": {"ArnLike": {"iam:PolicyARN": f"arn:aws:iam::*:policy/{policy_name}"}}},
             {"Sid": "ServicePolicy", "Effect": "Allow", "Action": list(POLICY_ACTIONS),
+             "Resource": f"arn:aws:iam::*:policy/{policy_name}"},
+        ],
+    }
+
+
+ROTATE_ACTIONS = [
+    "iam:GetUser", "iam:ListAccessKeys",
+    "iam:CreateAccessKey", "iam:UpdateAccessKey", "iam:DeleteAccessKey",
+]
+# In the order unlink calls them: each read, then the delete it may lead to.
+UNLINK_USER_ACTIONS = [
+    "iam:GetUser", "iam:ListAccessKeys", "iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed",
+    "iam:GetLoginProfile", "iam:DeleteLoginProfile",
+    "iam:ListMFADevices", "iam:DeactivateMFADevice",
+    "iam:ListSigningCertificates", "iam:DeleteSigningCertificate",
+    "iam:ListSSHPublicKeys", "iam:DeleteSSHPublicKey",
+    "iam:ListUserPolicies", "iam:DeleteUserPolicy",
+    "iam:ListAttachedUserPolicies", "iam:DetachUserPolicy",
+    "iam:ListGroupsForUser", "iam:DeleteUser",
+]
+UNLINK_POLICY_ACTIONS = [
+    "iam:GetPolicy", "iam:ListEntitiesForPolicy", "iam:ListPolicyVersions",
+    "iam:DeletePolicyVersion", "iam:DeletePolicy",
+]
+
+
+def rotate_operator_policy(user_name: str = "dockercloud-user") -> dict[str, Any]:
+    """The identity policy an operator needs to rotate ``user_name``'s key on ``aws``.
+
+    Proving the new key calls ``sts:GetCallerIdentity`` with that key, which
+    needs no permission.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "RotateTheServiceUsersKey", "Effect": "Allow",
+             "Action": list(ROTATE_ACTIONS),
+             "Resource": f"arn:aws:iam::*:user/{user_name}"},
+        ],
+    }
+
+
+def unlink_operator_policy(user_name: str = "dockercloud-user",
+                           policy_name: str = "dockercloud-policy") -> dict[str, Any]:
+    """The identity policy an operator needs to unlink on ``aws``.
+
+    A virtual MFA device and a group have ARNs of their own (their names are
+    not known in advance), so deleting the device and leaving the group are
+    granted on every MFA device and group of the account; the user's own
+    calls are scoped to ``user_name``, the policy's to ``policy_name``.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "UnlinkTheServiceUser", "Effect": "Allow",
+             "Action": list(UNLINK_USER_ACTIONS),
+             "Resource": f"arn:aws:iam::*:user/{user_name}"},
+            {"Sid": "DeleteItsVirtualMfaDevices", "Effect": "Allow",
+             "Action": ["iam:DeleteVirtualMFADevice"],
+             "Resource": "arn:aws:iam::*:mfa/*"},
+            {"Sid": "LeaveItsGroups", "Effect": "Allow",
+             "Action": ["iam:RemoveUserFromGroup"],
+             "Resource": "arn:aws:iam::*:group/*"},
+            {"Sid": "DeleteTheServicePolicy", "Effect": "Allow",
+             "Action": list(UNLINK_POLICY_ACTIONS),
              "Resource": f"arn:aws:iam::*:policy/{policy_name}"},
         ],
     }

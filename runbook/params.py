@@ -298,6 +298,31 @@ ALL_NAMES: tuple[str, ...] = tuple(dict.fromkeys(
     n for model in SECTION_MODELS.values() for n in model.names()))
 
 
+@dataclass(frozen=True)
+class RotateParams(Common):
+    """Rotate the service user's access key (``notebooks/rotate_access_key.ipynb``)."""
+
+    section: ClassVar[str] = "rotate_access_key"
+    user_name: str = "dockercloud-user"
+    credentials_profile: str = "dockercloud"
+    credentials_file: str | None = None
+    csv_path: str | None = None
+
+
+@dataclass(frozen=True)
+class UnlinkParams(Common):
+    """Undo the link (``notebooks/unlink.ipynb``); nothing is deleted without ``confirm``."""
+
+    section: ClassVar[str] = "unlink"
+    user_name: str = "dockercloud-user"
+    policy_name: str = "dockercloud-policy"
+    credentials_profile: str = "dockercloud"
+    credentials_file: str | None = None
+    csv_path: str | None = None
+    confirm: bool = param(False, _confirm, "really delete: without it the plan is shown and "
+                                           "nothing is deleted")
+
+
 def register_model(model: type[Common], reuse: dict[type, list[str]] | None = None) -> None:
     """Add a section model (later sections and the rotate/unlink notebooks use this)."""
     for source, names in (reuse or {}).items():
@@ -384,3 +409,9 @@ def validate_run(values: dict[str, Any], sections: list[str]) -> dict[str, Commo
     if problems:
         raise ParameterError(problems)
     return models
+
+
+_CREDENTIAL_FIELDS = ["user_name", "credentials_profile", "credentials_file", "csv_path"]
+register_model(RotateParams, reuse={CreateUserParams: _CREDENTIAL_FIELDS})
+register_model(UnlinkParams, reuse={CreateUserParams: _CREDENTIAL_FIELDS,
+                                    PolicyParams: ["policy_name"]})

@@ -16,14 +16,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import RunbookError, StepError
 
-ACTIONS = ("create", "update", "delete", "unchanged", "blocked")
+ACTIONS = ("create", "update", "delete", "verify", "unchanged", "blocked")
 
 
 @dataclass
 class Change:
     """One thing a section would do. ``apply`` does it and may return facts to record."""
 
-    action: str          # create | update | delete | unchanged | blocked
+    action: str          # create | update | delete | verify | unchanged | blocked
     kind: str            # what it is, in the domain: "IAM user", "access key", ...
     name: str
     detail: str = ""

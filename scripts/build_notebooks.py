@@ -1,4 +1,6 @@
-"""Write the section notebooks' sources (narrative, parameters, form, plan, apply).
+"""Write the notebooks' sources (narrative, parameters, form, plan, apply).
+
+The link sections (01-04), then the rotation and the unlink notebooks, all in one shape.
 
 The committed notebooks also carry the outputs of a sandbox run, which
 ``make notebooks`` refreshes by executing them against a fresh sandbox.
@@ -76,6 +78,42 @@ value and the command that prints it.
 The secret stays in the profile. Copy it from there straight into the form (or
 into the tool that replaced the form); do not paste it into this notebook."""
 
+INTRO["rotate_access_key"] = """# Rotate the service user's access key
+
+A long-lived key should be replaced now and then, and at once if it may have
+leaked. This notebook replaces the key of `dockercloud-user` without a moment
+in which the profile holds a key that does not work:
+
+1. a new key is created, and its secret goes straight into the credential
+   sinks, as in section 01 (never shown; the key ID shows masked);
+2. the new key is **proven**: it must answer `sts:GetCallerIdentity` as the
+   service user (real IAM takes a few seconds to accept a new key; the
+   runbook waits, with backoff, up to a minute);
+3. only then is the old key deactivated, and then deleted.
+
+IAM allows two keys per user, so a user that already has two is refused with
+the command that fixes it. A small journal (key IDs only) records the
+rotation in progress: if the run dies at any point, running this notebook
+again finishes the rotation, and the old key is never touched before the new
+one works. Hand the new key to the deployment service afterwards (section
+04 shows which value goes where)."""
+
+INTRO["unlink"] = """# Unlink the account
+
+This undoes the link: it deletes the service user, its policy and the saved
+key, in the order IAM requires. IAM refuses to delete a user that still has
+access keys, a login profile, MFA devices, signing certificates, SSH keys,
+inline policies, attached managed policies or group memberships, so those go
+first, one by one, and the user last. The managed policy is deleted after
+it, with its non-default versions first, but only if nothing else (another
+user, a group, a role) still uses it; otherwise it is kept and the plan says
+who uses it. Finally the profile leaves the credentials file (and the CSV, if
+`csv_path` names one).
+
+**Nothing is deleted unless `confirm` is ticked.** Without it this notebook
+shows what would be deleted and records the outcome `planned`. Running it
+again on an account that is already unlinked changes nothing."""
+
 SECTION_CALLS = {
     "01_create_user": ("CreateUserParams", "from runbook import users",
                        "plan = users.plan_user(ctx, p)"),
@@ -87,6 +125,15 @@ SECTION_CALLS = {
                          "plan = attachment.plan_attach(ctx, p)"),
     "04_add_credentials": ("HandoverParams", "from runbook import handover",
                            "plan = handover.plan_handover(ctx, p)"),
+    "rotate_access_key": ("RotateParams", "from runbook import rotate",
+                          "plan = rotate.plan_rotate(ctx, p)"),
+    "unlink": ("UnlinkParams", "from runbook import unlink",
+               "plan = unlink.plan_unlink(ctx, p)"),
+}
+
+APPLY_TEXT = {
+    "unlink": "## Apply\n\nWithout `confirm` (or with `dry_run`) this deletes nothing and "
+              "reports `planned`. The outcome is recorded for the run's `run.json`.",
 }
 
 EXTRA = {
@@ -127,8 +174,9 @@ def build(section: str) -> nbformat.NotebookNode:
                           "Reading AWS changes nothing; the table says what applying would do."),
         new_code_cell(f"from runbook.context import Context\n{imports}\n\n"
                       f"p = form.params()\nctx = Context(p)\n{plan_call}\nplan"),
-        new_markdown_cell("## Apply\n\nWith `dry_run` set this applies nothing and reports "
-                          "`planned`. The outcome is recorded for the run's `run.json`."),
+        new_markdown_cell(APPLY_TEXT.get(section, "## Apply\n\nWith `dry_run` set this "
+                          "applies nothing and reports `planned`. The outcome is recorded for "
+                          "the run's `run.json`.")),
         new_code_cell("outcome = plan.apply()\noutcome"),
         *EXTRA.get(section, []),
     ]

@@ -78,7 +78,7 @@ def runbook_cli(tmp_path):
     def invoke(*args: str, home: Path, extra_env: dict | None = None) -> CliResult:
         before = set(runs.iterdir()) if runs.exists() else set()
         command = [sys.executable, "-m", "runbook", *args]
-        if args and args[0] == "run" and "--out" not in args:
+        if args and args[0] in ("run", "rotate", "unlink") and "--out" not in args:
             command += ["--out", str(runs)]
         env = {**os.environ, "RUNBOOK_HOME": str(home), **(extra_env or {})}
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

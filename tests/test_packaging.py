@@ -7,6 +7,7 @@ import re
 import stat
 import tomllib
 
+import pytest
 import yaml
 
 from conftest import ROOT
@@ -57,12 +58,17 @@ def test_makefile__has_the_two_commands_of_the_readme():
     assert "make run" in first_block and "make test" in first_block
 
 
-def test_readme__shows_the_operator_policy_the_library_defines():
+@pytest.mark.parametrize("marker, function", [
+    ("operator-policy", "operator_policy"),
+    ("operator-policy-rotate", "rotate_operator_policy"),
+    ("operator-policy-unlink", "unlink_operator_policy"),
+])
+def test_readme__shows_the_operator_policies_the_library_defines(marker, function):
     import json
 
-    from runbook.operator import operator_policy
+    from runbook import operator
 
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- operator-policy:start -->")[1].split("<!-- operator-policy:end -->")[0]
+    block = readme.split(f"<!-- {marker}:start -->")[1].split(f"<!-- {marker}:end -->")[0]
     shown = json.loads(block.strip().removeprefix("```json").removesuffix("```"))
-    assert shown == operator_policy()
+    assert shown == getattr(operator, function)()
