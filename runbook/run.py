@@ -206,6 +206,7 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
         "versions": versions(),
         "parameters": {k: v for m in models.values() for k, v in m.as_dict().items()},
         "sections": results,
+        "not_run": not_run(sections, results),
         "started": started.isoformat(timespec="seconds"),
     }
     findings = _finish(run_dir, summary, known)
@@ -215,6 +216,12 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                               "; ".join(str(f) for f in findings[:5]))
         _finish(run_dir, summary, known)
     return RunResult(run_dir, summary["status"], results, summary["message"])
+
+
+def not_run(sections: list[str], results: list[dict[str, Any]]) -> list[str]:
+    """The sections of the run that never started (after a failure), in order."""
+    ran = {r.get("name") for r in results}
+    return [s for s in sections if s not in ran]
 
 
 def _finish(run_dir: Path, summary: dict[str, Any], known: tuple[str, ...]) -> list:
