@@ -130,6 +130,7 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     the AWS error and the executed notebook.
     """
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     sections = sections or list(SECTIONS)
@@ -176,6 +177,8 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                 except PapermillExecutionError as err:
                     error = {"code": None, "message": f"{err.ename}: {err.evalue}",
                              "cell": err.cell_index}
+                except DeadKernelError:
+                    error = kernel_died(section)
             record = read_outcome(notebook_out) or {"name": section, "outcome": "failed"}
             record["seconds"] = round(time.monotonic() - clock, 2)
             if error and record["outcome"] != "failed":
@@ -216,6 +219,12 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                               "; ".join(str(f) for f in findings[:5]))
         _finish(run_dir, summary, known)
     return RunResult(run_dir, summary["status"], results, summary["message"])
+
+
+def kernel_died(section: str) -> dict[str, Any]:
+    """The error record of a section whose kernel was killed (OOM, SIGKILL, a crash point)."""
+    return {"code": "KernelDied", "message": f"the kernel running {section} died; rerun to "
+            "finish the job (a key made in the window is found and replaced)"}
 
 
 def not_run(sections: list[str], results: list[dict[str, Any]]) -> list[str]:
