@@ -233,11 +233,9 @@ def _create_key(ctx: Context, iam: Any, made: dict[str, Any], user_name: str,
     """
     journal = KeyJournal(ctx.account_id, user_name)
     journal.begin(made["user"]["UserId"], keys_before)
-    try:
-        answer = iam.create_access_key(UserName=user_name)
-    except Exception:
-        journal.end()  # no key was made (or, if one was, its answer never came: see above)
-        raise
+    # No try/except to close the journal on failure: an attempt whose answer was lost
+    # may have made a key; the next run's plan closes the journal when none was made.
+    answer = iam.create_access_key(UserName=user_name)
     retries = answer.get("ResponseMetadata", {}).get("RetryAttempts", 0)
     credentials = Credentials(answer["AccessKey"]["AccessKeyId"],
                               answer["AccessKey"]["SecretAccessKey"])

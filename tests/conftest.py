@@ -44,8 +44,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     f = FIGURES
     hits = f["secret-scan hits"]
     lines = [
-        f"faults injected: {f['faults injected']:4}   runs that survived them: "
-        f"{f['faults survived']}",
+        f"faults injected: {f['faults injected']:4}   survived: {f['faults survived']}",
         f"bad inputs tried: {f['bad inputs tried']:3}   refused (exit 2, parameter named, "
         f"no AWS call): {f['bad inputs refused']}",
         f"crash points tried: {f['crash points tried']:2}   recovered by a rerun: "

@@ -48,6 +48,38 @@ def test_a_call__failing_once__is_retried_and_the_audit_log_shows_the_retry(prox
     figure("faults survived")
 
 
+def test_create_access_key__answers_lost_every_time__fails_and_the_rerun_cleans_up(
+        proxy_on_shared, tmp_path):
+    from runbook import users
+    from runbook.errors import StepError
+
+    values = {"user_name": "faults-lost-keys", "credentials_profile": "lost",
+              "credentials_file": str(tmp_path / "credentials")}
+    p = P.CreateUserParams.from_values(values)
+    proxy_on_shared.fail("CreateAccessKey", "reset", times=None, when="after")
+    with pytest.raises(StepError) as caught:
+        users.plan_user(Context(p), p).apply()
+    injected = proxy_on_shared.injected
+    figure("faults injected", injected)
+    iam = Context(p).client("iam")
+    made = users.list_keys(iam, "faults-lost-keys")
+    # Each lost answer left a key behind, until IAM's two-key limit (its answer lost too).
+    assert caught.value.code == "ConnectionClosedError" and injected == 5, len(made)
+    assert len(made) == 2, len(made)
+    proxy_on_shared.clear()
+    ctx = Context(p)
+    plan = users.plan_user(ctx, p)
+    assert [(c.action, c.kind) for c in plan.changes] == [
+        ("unchanged", "IAM user"), ("delete", "access key"), ("delete", "access key"),
+        ("create", "access key")]
+    outcome = plan.apply()
+    keys = [k["AccessKeyId"] for k in users.list_keys(iam, "faults-lost-keys")]
+    held = SharedCredentialsProfile(values["credentials_file"], "lost").read()
+    assert outcome.outcome == "created" and keys == [held.access_key_id]
+    assert not set(keys) & {k["AccessKeyId"] for k in made}
+    figure("faults survived", injected)
+
+
 def _start_behind_proxy(home, runbook_cli) -> FaultProxy:
     assert runbook_cli("sandbox", "start", home=home).returncode == 0
     return FaultProxy.install(home)
