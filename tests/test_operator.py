@@ -71,3 +71,14 @@ def test_operator_denied_a_write__fails_at_that_change_and_says_nothing_was_done
     assert (failed["error"]["code"], failed["error"]["operation"], failed["error"]["change"]) == (
         "AccessDenied", "CreatePolicy", "create managed policy dockercloud-policy")
     assert run["not_run"] == ["03_attach_policy", "04_add_credentials"]
+
+
+def test_sandbox_start__with_another_operator_policy_while_one_runs__refuses(fresh_home,
+                                                                            runbook_cli,
+                                                                            tmp_path):
+    assert runbook_cli("sandbox", "start", home=fresh_home).returncode == 0  # admin operator
+    path = tmp_path / "narrow.json"
+    path.write_text(json.dumps(operator_policy()))
+    refused = runbook_cli("sandbox", "start", "--operator-policy", str(path), home=fresh_home)
+    assert refused.returncode == 1
+    assert "a sandbox already runs" in refused.stderr and "runbook sandbox stop" in refused.stderr
