@@ -6,7 +6,7 @@ from typing import Any
 
 from .context import Context
 from .params import AttachParams
-from .plan import Change, Plan
+from .plan import Change, Plan, planner
 from .users import get_user
 
 
@@ -15,6 +15,7 @@ def attached_policy_arns(iam: Any, user_name: str) -> list[str]:
     return [p["PolicyArn"] for page in pages for p in page["AttachedPolicies"]]
 
 
+@planner
 def plan_attach(ctx: Context, p: AttachParams) -> Plan:
     """Return what section 03 would change: attach ``policy_name`` to ``user_name``.
 

@@ -1,7 +1,10 @@
 """The audit log: one JSON line per AWS API call, written from botocore's event hooks.
 
 Hooks, not wrappers: every client made from an audited session reports its
-calls, including retries (``attempts``) and calls that never got an answer.
+calls, including retries and calls that never got an answer. ``attempts`` is
+how many times botocore sent the request; ``retried`` lists what each failed
+attempt before the last one got (HTTP status and error code, or the exception),
+so a throttled or reset call that then succeeded is visible as such.
 Request parameters are recorded with secrets redacted and key IDs masked;
 responses are never recorded, since CreateAccessKey's response holds the secret.
 """
@@ -64,6 +67,23 @@ class AuditLog:
         events.register("before-call.*.*", self._on_start)
         events.register("after-call.*.*", self._on_response)
         events.register("after-call-error.*.*", self._on_exception)
+        events.register("needs-retry.*.*", self._on_attempt)
+
+    def _on_attempt(self, attempts: int, request_dict: dict, response: Any = None,
+                    caught_exception: Exception | None = None, **_: Any) -> None:
+        # botocore asks after every attempt; returning None leaves the decision to its handler.
+        context = request_dict.get("context", {})
+        context["runbook_attempts"] = attempts
+        if caught_exception is not None:
+            failure = {"attempt": attempts, "http_status": None,
+                       "error": type(caught_exception).__name__}
+        elif response is not None and (response[0].status_code >= 400
+                                       or (response[1] or {}).get("Error")):
+            failure = {"attempt": attempts, "http_status": response[0].status_code,
+                       "error": ((response[1] or {}).get("Error") or {}).get("Code")}
+        else:
+            return
+        context.setdefault("runbook_failures", []).append(failure)
 
     def _on_params(self, params: dict, context: dict, **_: Any) -> None:
         context["runbook_params"] = redact(dict(params))
@@ -86,8 +106,8 @@ class AuditLog:
     def _on_exception(self, exception: Exception, context: dict, **_: Any) -> None:
         # botocore passes no model with this event; before-call left it in the context.
         self._write(context["runbook_model"], context, http_status=None, request_id=None,
-                    error_code=type(exception).__name__, attempts=None,
-                    caller_arn=self.caller_arn)
+                    error_code=type(exception).__name__,
+                    attempts=context.get("runbook_attempts"), caller_arn=self.caller_arn)
 
     def _write(self, model: Any, context: dict, **facts: Any) -> None:
         started = context.get("runbook_started", time.monotonic())
@@ -104,6 +124,8 @@ class AuditLog:
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
             "caller_arn": facts["caller_arn"],
             "attempts": facts["attempts"],
+            "retried": [f for f in context.get("runbook_failures", [])
+                        if facts["attempts"] is None or f["attempt"] < facts["attempts"]],
         }
         self.records.append(record)
         line = json.dumps(record, default=str) + "\n"

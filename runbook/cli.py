@@ -48,6 +48,26 @@ def load_params_file(path: str) -> dict[str, Any]:
     return loaded
 
 
+def load_operator_policy(path: str) -> dict[str, Any]:
+    """The identity policy in ``path`` (JSON). Raises ParameterError naming --operator-policy."""
+    from .policy import check_grammar
+
+    name = "--operator-policy"
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise ParameterError([(name, path, f"cannot read the policy file: {reason}")]) from None
+    except json.JSONDecodeError as err:
+        raise ParameterError([(name, path, f"is not JSON: {err.msg} at line {err.lineno}, "
+                                           f"column {err.colno}")]) from None
+    errors = [f for f in check_grammar(document) if f.severity == "error"]
+    if errors:
+        raise ParameterError([(name, path, "is not an IAM identity policy: " + "; ".join(
+            f"statement {f.statement}: {f.what}" for f in errors))])
+    return document
+
+
 def parse_cli_value(name: str, raw: str) -> Any:
     """A ``-p NAME VALUE`` value, read for NAME's type.
 
@@ -127,9 +147,7 @@ def _unlink(args: argparse.Namespace) -> int:
 
 def _sandbox(args: argparse.Namespace) -> int:
     if args.action == "start":
-        policy = None
-        if args.operator_policy:
-            policy = json.loads(Path(args.operator_policy).read_text())
+        policy = load_operator_policy(args.operator_policy) if args.operator_policy else None
         state = sandbox.start(operator_policy=policy)
         print(state["endpoint"])
         return 0

@@ -10,7 +10,9 @@ Points in the library:
 - ``after-create-access-key``: AWS has returned a new key's secret; it is not
   in any sink yet.
 - ``atomic-write-before-rename``: a sink's new content is in its temporary
-  file, fsynced; the real file still holds the old content.
+  file, fsynced; the real file still holds the old content. Every atomic
+  write reaches it (the key journal's too); ``atomic-write-before-rename:NAME``
+  (e.g. ``atomic-write-before-rename:credentials``) only the write of file NAME.
 - ``rotate-after-new-key-saved``: a rotation's new key is in the sinks; the
   journal does not name it yet; the old key is still Active.
 - ``rotate-after-proven``: the new key has answered as the service user; the

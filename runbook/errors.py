@@ -41,6 +41,7 @@ class StepError(RunbookError):
         self.code = code
         self.operation = operation
         self.fix = fix
+        self.detail = message  # without the fix line
         text = message
         if fix:
             text += f"\nTo fix: {fix}"

@@ -3,10 +3,41 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from . import crashpoints
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path | str) -> list[Path]:
+    """Delete temporary files that dead writers of ``path`` left behind; return them.
+
+    A writer killed between writing its temporary file and the rename leaves
+    ``.<name>.<pid>.<random>.tmp`` next to ``path`` (possibly holding a secret
+    that no sink holds). A temp file whose writer still runs is kept.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[^/]*\.tmp")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for candidate in path.parent.iterdir():
+        match = pattern.fullmatch(candidate.name)
+        if match and not _pid_alive(int(match.group(1))):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
 
 
 def atomic_write_text(path: Path | str, text: str, mode: int = 0o600) -> None:
@@ -14,10 +45,14 @@ def atomic_write_text(path: Path | str, text: str, mode: int = 0o600) -> None:
 
     The temporary file is created with ``mode`` (never wider), fsynced, and
     renamed over ``path``; the directory is fsynced so the rename survives a
-    power cut. Readers see the old content or the new, never a mix.
+    power cut. Readers see the old content or the new, never a mix. Leftovers
+    of writers that died before their rename are removed first.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    # The pid in the name lets a later writer tell a dead writer's leftover from a live one's.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -25,6 +60,7 @@ def atomic_write_text(path: Path | str, text: str, mode: int = 0o600) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         crashpoints.reached("atomic-write-before-rename")
+        crashpoints.reached(f"atomic-write-before-rename:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         try:

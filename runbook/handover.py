@@ -12,11 +12,12 @@ from typing import Any
 
 from .context import Context
 from .params import HandoverParams
-from .plan import Change, Plan, Table
+from .plan import Change, Plan, planner, Table
 from .sinks import SharedCredentialsProfile
 from .users import get_user, list_keys
 
 
+@planner
 def plan_handover(ctx: Context, p: HandoverParams) -> Plan:
     """Check the key in the profile against IAM. Changes nothing in AWS.
 

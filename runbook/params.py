@@ -145,8 +145,9 @@ def _account_id(value: Any) -> str | None:
         if len(str(value)) == 12:
             return None  # restored to a string by normalise()
         return (f"arrived as the number {value} ({len(str(value))} digits); an account ID is "
-                "12 digits and a YAML or papermill number drops leading zeros: quote it, "
-                "e.g. -p account_id '\"012345678901\"'")
+                "12 digits, and a YAML number drops leading zeros (or, starting with 0, "
+                "is read as octal): quote it in the params file, e.g. account_id: "
+                "\"012345678901\" (-p account_id 012345678901 keeps it a string)")
     if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
         return "must be exactly 12 digits (an AWS account ID), as a string"
     return None
@@ -157,6 +158,10 @@ def parse_role_arn(value: str) -> dict[str, str]:
 
     Raises ``ValueError`` with the rule when ``value`` is not a role ARN.
     """
+    if "*" in value or "?" in value:
+        # IAM's path grammar allows them, but in a policy's Resource they are wildcards.
+        raise ValueError("must name one role, no wildcards (* or ?) anywhere: arn:<partition>:"
+                         "iam::<12-digit account>:role/[path/]<name>")
     match = _ROLE_ARN.fullmatch(value)
     if not match:
         raise ValueError(

@@ -8,15 +8,57 @@ carries its facts in the output's metadata, where ``runbook run`` finds them.
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import RunbookError, StepError
 
 ACTIONS = ("create", "update", "delete", "verify", "unchanged", "blocked")
+F = TypeVar("F", bound=Callable[..., "Plan"])
+
+
+def error_record(err: Exception, change: str) -> dict[str, Any]:
+    """What ``run.json`` says about a failure: AWS code, message, operation, and what was tried.
+
+    ``err`` is a botocore ``ClientError`` (the AWS answer), another botocore
+    error (no answer: the code is the exception's name) or a RunbookError.
+    """
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        attempts = err.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) + 1
+        message = error.get("Message") or ""
+        if attempts > 1:
+            message += f" (gave up after {attempts} attempts)"
+        return {"code": error.get("Code"), "message": message,
+                "operation": err.operation_name, "change": change, "attempts": attempts}
+    return {"code": getattr(err, "code", None) or type(err).__name__,
+            "message": getattr(err, "detail", None) or str(err),
+            "operation": getattr(err, "operation", None), "change": change,
+            **({"fix": err.fix} if getattr(err, "fix", None) else {})}
+
+
+def planner(fn: F) -> F:
+    """Decorate a section's ``plan_*(ctx, p, ...)``: an error while it reads AWS is recorded.
+
+    The wrapped function returns the plan as before. When AWS refuses a read
+    (e.g. ``AccessDenied`` on ``GetUser``) or a check fails, the section's
+    outcome is shown as ``failed`` with the error's code, message and
+    operation (so ``runbook run`` finds them in the notebook), and
+    :class:`StepError` is raised with that code.
+    """
+    @functools.wraps(fn)
+    def plan(ctx: Any, *args: Any, **kwargs: Any) -> "Plan":
+        try:
+            return fn(ctx, *args, **kwargs)
+        except (ClientError, BotoCoreError, RunbookError) as err:
+            Outcome(ctx.section, "failed", {}, [],
+                    error=error_record(err, "plan")).raise_after_display()
+            raise  # unreachable: raise_after_display raises
+    return plan  # type: ignore[return-value]
 
 
 @dataclass
@@ -112,19 +154,9 @@ class Plan:
                 continue
             try:
                 facts = change.apply() or {}
-            except ClientError as err:
-                error = err.response.get("Error", {})
-                return Outcome(self.section, "failed", found, done, error={
-                    "code": error.get("Code"), "message": error.get("Message"),
-                    "operation": err.operation_name,
-                    "change": f"{change.action} {change.kind} {change.name}",
-                }).raise_after_display()
-            except (BotoCoreError, RunbookError) as err:
-                return Outcome(self.section, "failed", found, done, error={
-                    "code": getattr(err, "code", None) or type(err).__name__,
-                    "message": str(err), "operation": getattr(err, "operation", None),
-                    "change": f"{change.action} {change.kind} {change.name}",
-                }).raise_after_display()
+            except (ClientError, BotoCoreError, RunbookError) as err:
+                return Outcome(self.section, "failed", found, done, error=error_record(
+                    err, f"{change.action} {change.kind} {change.name}")).raise_after_display()
             found.update(facts)
             done.append(f"{change.action} {change.kind} {change.name}")
         actions = {c.action for c in self.changes}
@@ -180,7 +212,8 @@ class Outcome:
         error = self.error or {}
         raise StepError(f"{self.section} failed: {error.get('code') or ''} "
                         f"{error.get('message')}".replace("  ", " "),
-                        code=error.get("code"), operation=error.get("operation"))
+                        code=error.get("code"), operation=error.get("operation"),
+                        fix=error.get("fix"))
 
 
 def _show(value: Any) -> str:

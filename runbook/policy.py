@@ -15,7 +15,7 @@ from typing import Any
 from .context import Context
 from .errors import StepError
 from .params import PolicyParams, parse_role_arn
-from .plan import Change, Plan, Table
+from .plan import Change, Plan, planner, Table
 
 VERSION = "2012-10-17"
 MAX_VERSIONS = 5  # IAM keeps at most five versions of a managed policy
@@ -189,6 +189,7 @@ def canonical(document: Any) -> str:
     return json.dumps(norm(document), sort_keys=True)
 
 
+@planner
 def plan_policy(ctx: Context, p: PolicyParams, document: dict[str, Any] | None = None) -> Plan:
     """Return what section 02 would change for ``document`` (default: built from ``p``).
 
@@ -212,10 +213,7 @@ def plan_policy(ctx: Context, p: PolicyParams, document: dict[str, Any] | None =
         policy = None
     if policy is None:
         change = Change("create", "managed policy", p.policy_name, "version v1 (default)",
-                        apply=lambda: {"default_version": iam.create_policy(
-                            PolicyName=p.policy_name, PolicyDocument=text,
-                            Description="Lets the node-deployment service manage EC2 "
-                                        "(AWS link runbook)")["Policy"]["DefaultVersionId"]})
+                        apply=lambda: _create_policy(iam, p.policy_name, arn, text, document))
         return Plan(ctx.section, [change], dry_run=p.dry_run, found=found)
 
     current = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
@@ -229,15 +227,38 @@ def plan_policy(ctx: Context, p: PolicyParams, document: dict[str, Any] | None =
     versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
     changes = []
     if len(versions) >= MAX_VERSIONS:
+        # Ties in CreateDate (it has second resolution) go to the lower version number.
         oldest = min((v for v in versions if not v["IsDefaultVersion"]),
-                     key=lambda v: v["CreateDate"])
+                     key=lambda v: (v["CreateDate"], int(v["VersionId"].lstrip("v"))))
         changes.append(Change("delete", "policy version", f"{p.policy_name} {oldest['VersionId']}",
                               f"IAM keeps {MAX_VERSIONS} versions; the oldest non-default goes",
-                              apply=lambda: iam.delete_policy_version(
-                                  PolicyArn=arn, VersionId=oldest["VersionId"]) and None))
+                              apply=lambda: _delete_version(iam, arn, oldest["VersionId"])))
     changes.append(Change("update", "managed policy", p.policy_name,
                           f"new default version replaces {policy['DefaultVersionId']}",
                           apply=lambda: {"default_version": iam.create_policy_version(
                               PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
                               ["PolicyVersion"]["VersionId"]}))
     return Plan(ctx.section, changes, dry_run=p.dry_run, found=found)
+
+
+def _create_policy(iam: Any, name: str, arn: str, text: str,
+                   document: dict[str, Any]) -> dict[str, Any]:
+    try:
+        created = iam.create_policy(PolicyName=name, PolicyDocument=text,
+                                    Description="Lets the node-deployment service manage EC2 "
+                                                "(AWS link runbook)")["Policy"]
+        return {"default_version": created["DefaultVersionId"]}
+    except iam.exceptions.EntityAlreadyExistsException:
+        # A retry whose first answer was lost: done, if the policy holds this document.
+        policy = iam.get_policy(PolicyArn=arn)["Policy"]
+        stored = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])
+        if canonical(stored["PolicyVersion"]["Document"]) != canonical(document):
+            raise
+        return {"default_version": policy["DefaultVersionId"]}
+
+
+def _delete_version(iam: Any, arn: str, version_id: str) -> None:
+    try:
+        iam.delete_policy_version(PolicyArn=arn, VersionId=version_id)
+    except iam.exceptions.NoSuchEntityException:
+        pass  # a retried delete whose first answer was lost: it is gone either way

@@ -22,7 +22,7 @@ from .context import Context
 from .errors import StepError
 from .files import atomic_write_text
 from .params import RotateParams
-from .plan import Change, Plan
+from .plan import Change, Plan, planner
 from .secrets import mask_key_id
 from .users import MAX_KEYS, _create_key, credential_sinks, get_user, list_keys
 
@@ -58,6 +58,7 @@ class RotationJournal:
         self.path.unlink(missing_ok=True)
 
 
+@planner
 def plan_rotate(ctx: Context, p: RotateParams) -> Plan:
     """Read IAM, the profile and the journal; return the rotation's remaining steps.
 
@@ -132,7 +133,7 @@ def plan_rotate(ctx: Context, p: RotateParams) -> Plan:
     where = "; ".join(s.describe() for s in sinks)
     if new_id is None:
         changes.append(Change("create", "access key", "(new)", f"secret saved at once to {where}",
-                              apply=_create(ctx, iam, p.user_name, sinks, journal, old_id,
+                              apply=_create(ctx, iam, user, sinks, journal, old_id, list(keys),
                                             state, fresh=entries is None)))
     else:
         found["access_key_id"] = mask_key_id(new_id)
@@ -162,13 +163,14 @@ def _delete(iam: Any, user_name: str, key_id: str):
     return delete
 
 
-def _create(ctx: Context, iam: Any, user_name: str, sinks: list, journal: RotationJournal,
-            old_id: str, state: dict[str, Any], fresh: bool):
+def _create(ctx: Context, iam: Any, user: dict[str, Any], sinks: list,
+            journal: RotationJournal, old_id: str, keys_before: list[str],
+            state: dict[str, Any], fresh: bool):
     def create() -> dict[str, Any]:
         if fresh:
             journal.begin(old_id)
         # Section 01's own path: the secret goes from the answer straight into the sinks.
-        facts = _create_key(ctx, iam, user_name, sinks)
+        facts = _create_key(ctx, iam, {"user": user}, user["UserName"], sinks, keys_before)
         new_id = sinks[0].read().access_key_id
         crashpoints.reached("rotate-after-new-key-saved")
         journal.record_new(new_id)

@@ -154,16 +154,16 @@ def _import_papermill() -> Any:
     return papermill
 
 
-def _section_error(err: BaseException) -> dict[str, Any]:
+def _section_error(section: str, err: BaseException) -> dict[str, Any]:
     """What run.json says of a section that raised instead of recording its outcome."""
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(err, PapermillExecutionError):
         return {"code": None, "message": f"{err.ename}: {err.evalue}", "cell": err.cell_index}
-    name = type(err).__name__
-    if name == "DeadKernelError":
-        return {"code": "KernelDied", "message": f"the kernel died during the section: {err}"}
-    return {"code": name, "message": str(err)}
+    if isinstance(err, DeadKernelError):
+        return kernel_died(section)
+    return {"code": type(err).__name__, "message": str(err)}
 
 
 def execute(values: dict[str, Any], *, sections: list[str] | None = None,
@@ -233,7 +233,7 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                     kernel_name=engine.KERNEL_NAME, progress_bar=False, log_output=False,
                     report_mode=False, execution_timeout=SECTION_TIMEOUT)
             except Exception as err:  # the notebook failed, or its kernel died
-                error = _section_error(err)
+                error = _section_error(section, err)
             found = outcome_in(executed) if executed is not None else read_outcome(notebook_out)
             record = found or {"name": section, "outcome": "failed"}
             record["seconds"] = round(time.monotonic() - clock, 2)
@@ -269,6 +269,7 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
         "versions": versions(),
         "parameters": {k: v for m in models.values() for k, v in m.as_dict().items()},
         "sections": results,
+        "not_run": not_run(sections, results),
         "started": started.isoformat(timespec="seconds"),
     }
     findings = _finish(run_dir, summary, known)
@@ -278,6 +279,18 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                               "; ".join(str(f) for f in findings[:5]))
         _finish(run_dir, summary, known)
     return RunResult(run_dir, summary["status"], results, summary["message"])
+
+
+def kernel_died(section: str) -> dict[str, Any]:
+    """The error record of a section whose kernel was killed (OOM, SIGKILL, a crash point)."""
+    return {"code": "KernelDied", "message": f"the kernel running {section} died; rerun to "
+            "finish the job (a key made in the window is found and replaced)"}
+
+
+def not_run(sections: list[str], results: list[dict[str, Any]]) -> list[str]:
+    """The sections of the run that never started (after a failure), in order."""
+    ran = {r.get("name") for r in results}
+    return [s for s in sections if s not in ran]
 
 
 def _finish(run_dir: Path, summary: dict[str, Any], known: tuple[str, ...]) -> list:

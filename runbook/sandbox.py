@@ -111,11 +111,18 @@ def start(operator_policy: dict | None = None) -> dict[str, Any]:
     """Return the running sandbox's state, starting one if none runs.
 
     ``operator_policy`` replaces the operator's admin policy (tests use a
-    narrower one). Raises :class:`SandboxError` when moto does not come up.
+    narrower one). Raises :class:`SandboxError` when moto does not come up,
+    or when ``operator_policy`` is given and the running sandbox's operator
+    has another policy (silently reusing it would test the wrong operator).
     """
     with _lock():
         state = read_state()
         if state is not None:
+            running = state.get("operator_policy", ADMIN_POLICY)
+            if operator_policy is not None and running != operator_policy:
+                raise SandboxError(
+                    f"a sandbox already runs at {state['endpoint']} with another operator "
+                    "policy; stop it first (runbook sandbox stop), then start it with this one")
             return state
         _clear_stale()
         return _launch(operator_policy or ADMIN_POLICY)
@@ -170,6 +177,7 @@ def _launch(operator_policy: dict) -> dict[str, Any]:
         "pid": process.pid,
         "account_id": account_id,
         "operator_arn": user["Arn"],
+        "operator_policy": operator_policy,
         "operator_access_key_id": key["AccessKeyId"],
         "operator_secret_access_key": key["SecretAccessKey"],
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -19,11 +19,17 @@ from . import sandbox
 from .errors import RunbookError
 from .secrets import Credentials
 
-# Standard mode retries throttling (Throttling, RequestLimitExceeded, ...), 5xx
-# answers and dropped connections with jittered exponential backoff. Five
-# attempts ride out a burst without hiding an outage; every call is idempotent
-# or guarded by a read, so a retried mutation cannot double an effect.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5},
+# Standard mode, not legacy: it retries throttling (Throttling, RequestLimitExceeded, ...),
+# 5xx answers and reset or dropped connections, with jittered exponential backoff
+# (at most 20 s a wait) and a retry quota that stops a client hammering an outage.
+# `total_max_attempts` counts the first try (botocore's `max_attempts` counts retries
+# only, so `max_attempts: 5` would mean six tries): five tries ride out a burst of
+# throttling (worst case about 15 s of waiting) without hiding a persistent fault,
+# which then fails the step with the AWS error and a rerun finishes the job.
+# A retried mutation can act twice when the first answer was lost after AWS acted:
+# section 01 cleans up a doubled CreateAccessKey (users._create_key) and treats
+# EntityAlreadyExists on a retried CreateUser/CreatePolicy as done.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5},
                        connect_timeout=10, read_timeout=60)
 
 

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from .attachment import attached_policy_arns
 from .context import Context
 from .params import UnlinkParams
-from .plan import Change, Plan
+from .plan import Change, Plan, planner
 from .secrets import mask_key_id
 from .sinks import ConsoleCsv, SharedCredentialsProfile
 from .users import get_user, list_keys
@@ -39,6 +39,7 @@ def _pages(iam: Any, operation: str, key: str, **kwargs: Any) -> list[dict]:
     return [item for page in pages for item in page[key]]
 
 
+@planner
 def plan_unlink(ctx: Context, p: UnlinkParams) -> Plan:
     """Read the user, the policy and the sinks; return what unlinking would delete, in order.
 

@@ -2,6 +2,11 @@
 
 Every sandbox a test starts is stopped when it ends. Every folder the suite
 writes is scanned for secrets at the end (see ``test_zz_secret_scan.py``).
+
+The figures report (issue 5): tests count what they tried and what held with
+:func:`figure`; ``pytest_terminal_summary`` prints the counts at the end of
+every run (``make test`` included). A "survived/refused/recovered" count is
+added only after the test's assertions passed, so a failure shows as a gap.
 """
 
 from __future__ import annotations
@@ -18,6 +23,38 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 PRODUCED: list[Path] = []  # folders the suite wrote, for the final secret scan
+FIGURES: dict[str, int | None] = {
+    "faults injected": 0, "faults survived": 0,
+    "bad inputs tried": 0, "bad inputs refused": 0,
+    "crash points tried": 0, "crash points recovered": 0,
+    "secret-scan hits": None,  # set by test_zz_secret_scan.py; None: the scan did not run
+}
+
+
+def figure(name: str, count: int = 1) -> None:
+    """Add ``count`` to the figure ``name`` of the report (``secret-scan hits`` is set)."""
+    if name == "secret-scan hits":
+        FIGURES[name] = count
+    else:
+        FIGURES[name] += count
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the figures: faults, bad inputs, crash points, secret-scan hits."""
+    f = FIGURES
+    hits = f["secret-scan hits"]
+    lines = [
+        f"faults injected: {f['faults injected']:4}   survived: {f['faults survived']}",
+        f"bad inputs tried: {f['bad inputs tried']:3}   refused (exit 2, parameter named, "
+        f"no AWS call): {f['bad inputs refused']}",
+        f"crash points tried: {f['crash points tried']:2}   recovered by a rerun: "
+        f"{f['crash points recovered']}",
+        f"secret-scan hits: {'not scanned' if hits is None else hits}" +
+        ("" if not hits else "   (must be 0)"),
+    ]
+    terminalreporter.section("runbook figures")
+    for line in lines:
+        terminalreporter.write_line(line)
 
 
 def _stop_sandbox(home: Path) -> None:

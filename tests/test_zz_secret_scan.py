@@ -13,7 +13,7 @@ import csv
 import json
 from pathlib import Path
 
-from conftest import PRODUCED, ROOT
+from conftest import PRODUCED, ROOT, figure
 from runbook.secrets import scan_text
 
 SINK_NAMES = {"credentials", "state.json"}
@@ -58,5 +58,6 @@ def test_secret_scan__nothing_the_suite_wrote_holds_a_secret_outside_the_sinks()
             continue
         for line, kind in scan_text(path.read_text(errors="replace"), tuple(known)):
             hits.append(f"{path}:{line}: {kind}")
+    figure("secret-scan hits", len(hits))
     assert hits == [], "\n".join(hits[:20])
     assert files, "the suite produced nothing to scan"

@@ -1,0 +1,180 @@
+"""Bad input: every bad value exits 2, names its parameter, and no AWS call is made.
+
+Most values go through ``runbook.cli.main`` in-process (fast); a handful go
+through a real ``runbook`` subprocess next to a running sandbox, whose moto
+log must not grow. "No AWS call" in-process: no run folder, no sandbox
+started (no state file), so nothing could have been called.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import figure
+from runbook import cli
+
+ARN = "arn:aws:iam::123456789012:role/"
+
+# (id, argv after "run" (or a whole argv for "sandbox"), the parameter the message names,
+#  words of the rule). "FILE:<text>" writes <text> to a params file; "DIR" is a directory.
+CASES = [
+    ("user-name-space", ["-p", "user_name", "docker cloud"], "user_name", "' ' at position 6"),
+    ("user-name-empty", ["-p", "user_name", ""], "user_name", "is empty"),
+    ("user-name-65", ["-p", "user_name", "u" * 65], "user_name", "is 65 characters long"),
+    ("user-name-umlaut", ["-p", "user_name", "dockercloud-üser"], "user_name", "'ü'"),
+    ("user-name-cjk", ["-p", "user_name", "用户"], "user_name", "'用' at position 0"),
+    ("user-name-tab", ["-p", "user_name", "docker\tcloud"], "user_name", "'\\t'"),
+    ("user-name-slash", ["-p", "user_name", "team/docker"], "user_name", "'/'"),
+    ("policy-name-129", ["-p", "policy_name", "p" * 129], "policy_name", "129 characters"),
+    ("policy-name-empty", ["-p", "policy_name", ""], "policy_name", "is empty"),
+    ("policy-name-space", ["-p", "policy_name", "my policy"], "policy_name", "' '"),
+    ("policy-name-accent", ["-p", "policy_name", "pólicy"], "policy_name", "'ó'"),
+    ("profile-empty", ["-p", "credentials_profile", ""], "credentials_profile",
+     "1-64 characters"),
+    ("profile-space", ["-p", "credentials_profile", "my profile"], "credentials_profile", "' '"),
+    ("profile-brackets", ["-p", "credentials_profile", "[dockercloud]"], "credentials_profile",
+     "'['"),
+    ("region-typo", ["-p", "region", "us-eats-1"], "region", "did you mean 'us-east-1'?"),
+    ("region-trailing-space", ["-p", "region", "us-east-1 "], "region", "trailing whitespace"),
+    ("region-leading-space", ["-p", "region", " us-east-1"], "region", "leading or trailing"),
+    ("region-upper", ["-p", "region", "US-EAST-1"], "region", "not an EC2 region"),
+    ("region-empty", ["-p", "region", ""], "region", "not an EC2 region"),
+    ("limit-region-typo", ["-p", "limit_region", "eu-west-9"], "limit_region",
+     "not an EC2 region"),
+    ("limit-region-newline", ["-p", "limit_region", "us-west-2\n"], "limit_region",
+     "trailing whitespace"),
+    ("account-11-digits", ["-p", "account_id", "12345678901"], "account_id", "exactly 12 digits"),
+    ("account-13-digits", ["-p", "account_id", "1234567890123"], "account_id",
+     "exactly 12 digits"),
+    ("account-letter", ["-p", "account_id", "01234567890a"], "account_id", "exactly 12 digits"),
+    ("account-yaml-octal", ["-f", "FILE:account_id: 012345670123\n"], "account_id",
+     "quote it in the params file"),
+    ("account-yaml-11-digit-number", ["-f", "FILE:account_id: 12345678901\n"], "account_id",
+     "drops leading zeros"),
+    ("arn-user-not-role", ["-p", "pass_role_arn", "arn:aws:iam::123456789012:user/bob"],
+     "pass_role_arn", "must be an IAM role ARN"),
+    ("arn-11-digit-account", ["-p", "pass_role_arn", "arn:aws:iam::12345678901:role/x"],
+     "pass_role_arn", "must be an IAM role ARN"),
+    ("arn-wildcard-name", ["-p", "pass_role_arn", ARN + "*"], "pass_role_arn", "no wildcards"),
+    ("arn-wildcard-path", ["-p", "pass_role_arn", ARN + "*/ecsInstanceRole"], "pass_role_arn",
+     "no wildcards"),
+    ("arn-with-region", ["-p", "pass_role_arn", "arn:aws:iam:us-east-1:123456789012:role/x"],
+     "pass_role_arn", "must be an IAM role ARN"),
+    ("arn-bare-name", ["-p", "pass_role_arn", "ecsInstanceRole"], "pass_role_arn",
+     "must be an IAM role ARN"),
+    ("arn-trailing-space", ["-p", "pass_role_arn", ARN + "x "], "pass_role_arn",
+     "must be an IAM role ARN"),
+    ("arn-bad-partition", ["-p", "pass_role_arn", "arn:aws-mars:iam::123456789012:role/x"],
+     "pass_role_arn", "must be an IAM role ARN"),
+    ("aws-profile-missing", ["--target", "aws", "--aws-profile", "no-such-profile"],
+     "aws_profile", "is not a profile in your AWS config or credentials files"),
+    ("aws-profile-on-sandbox", ["--aws-profile", "prod"], "aws_profile",
+     "only used with target 'aws'"),
+    ("target-unknown", ["--target", "prod"], "target", "must be one of 'sandbox'"),
+    ("dry-run-not-bool", ["-p", "dry_run", "maybe"], "dry_run", "must be true or false"),
+    ("credentials-file-missing-dir", ["-p", "credentials_file", "/nonexistent/dir/credentials"],
+     "credentials_file", "does not exist"),
+    ("credentials-file-is-dir", ["-p", "credentials_file", "DIR"], "credentials_file",
+     "is a directory"),
+    ("credentials-file-empty", ["-p", "credentials_file", ""], "credentials_file",
+     "without leading or trailing whitespace"),
+    ("csv-not-csv", ["-p", "csv_path", "DIR/key.txt"], "csv_path", "must name a .csv file"),
+    ("unknown-parameter", ["-p", "usr_name", "x"], "usr_name", "did you mean 'user_name'?"),
+    ("yaml-missing", ["-f", "/nonexistent/params.yaml"], "-f", "cannot read the params file"),
+    ("yaml-is-dir", ["-f", "DIR"], "-f", "cannot read the params file"),
+    ("yaml-not-utf8", ["-f", "BYTES:\xff\xfe user_name: x"], "-f",
+     "cannot read the params file"),
+    ("yaml-syntax", ["-f", "FILE:user_name: [unclosed\n"], "-f", "is not valid YAML at line"),
+    ("yaml-list-at-top", ["-f", "FILE:- user_name: x\n"], "-f",
+     "must hold a mapping of parameter names to values at the top, not a list"),
+    ("yaml-scalar-at-top", ["-f", "FILE:dockercloud-user\n"], "-f", "not a str"),
+    ("yaml-unknown-key", ["-f", "FILE:usr_name: x\n"], "usr_name",
+     "is not a parameter of this runbook"),
+    ("yaml-number-key", ["-f", "FILE:1: x\n"], "-f", "parameter names must be strings"),
+    ("yaml-user-name-number", ["-f", "FILE:user_name: 123\n"], "user_name", "must be a string"),
+    ("yaml-dry-run-string", ["-f", "FILE:dry_run: 'yes'\n"], "dry_run", "must be true or false"),
+    ("operator-policy-missing", ["sandbox", "start", "--operator-policy", "/nonexistent.json"],
+     "--operator-policy", "cannot read the policy file"),
+    ("operator-policy-not-json", ["sandbox", "start", "--operator-policy", "FILE:{not json"],
+     "--operator-policy", "is not JSON"),
+    ("operator-policy-bad-grammar", ["sandbox", "start", "--operator-policy",
+                                     'FILE:{"Version": "2012-10-17", "Statement": '
+                                     '[{"Effect": "Permit", "Action": "iam:*", '
+                                     '"Resource": "*"}]}'],
+     "--operator-policy", "Effect is 'Permit'"),
+]
+
+
+def _materialise(args: list[str], tmp_path) -> list[str]:
+    out = []
+    for number, arg in enumerate(args):
+        if arg.startswith("FILE:"):
+            path = tmp_path / f"input-{number}"
+            path.write_text(arg[5:], encoding="utf-8")
+            arg = str(path)
+        elif arg.startswith("BYTES:"):
+            path = tmp_path / f"input-{number}"
+            path.write_bytes(arg[6:].encode("latin-1"))
+            arg = str(path)
+        elif arg.startswith("DIR"):
+            arg = str(tmp_path) + arg[3:]
+        out.append(arg)
+    return out
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """An empty runbook home and AWS config: nothing to find, nothing started."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("RUNBOOK_HOME", str(home))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    return home
+
+
+@pytest.mark.parametrize("args, names, says", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_value__exits_2_names_the_parameter_and_calls_nothing(args, names, says, isolated,
+                                                                 tmp_path, capsys):
+    figure("bad inputs tried")
+    argv = _materialise(args, tmp_path)
+    runs = tmp_path / "runs"
+    if argv[0] != "sandbox":
+        argv = ["run", *argv, "--out", str(runs)]
+    assert cli.main(argv) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: bad parameter: "), stderr
+    assert f"{names}=" in stderr and says in stderr, stderr
+    assert not runs.exists()  # no run folder: no audit log, nothing ran
+    assert not (isolated / "sandbox" / "state.json").exists()  # no sandbox was started
+    figure("bad inputs refused")
+
+
+def test_bad_input_cases__cover_every_parameter_of_the_link_and_at_least_30_values():
+    from runbook import params as P
+    from runbook.run import SECTIONS
+
+    link = {n for s in SECTIONS for n in P.SECTION_MODELS[s].names()}
+    assert link - {c[2] for c in CASES} == set()
+    assert len(CASES) >= 30
+
+
+@pytest.mark.e2e
+def test_bad_values__through_the_real_cli__send_the_running_sandbox_no_request(
+        fresh_home, runbook_cli, tmp_path):
+    assert runbook_cli("sandbox", "start", home=fresh_home).returncode == 0
+    log = fresh_home / "sandbox" / "moto.log"
+    before = log.read_text()
+    picks = ["user-name-cjk", "account-yaml-octal", "arn-wildcard-path", "yaml-unknown-key",
+             "aws-profile-missing"]
+    env = {"AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials")}
+    for case in [c for c in CASES if c[0] in picks]:
+        figure("bad inputs tried")
+        result = runbook_cli("run", *_materialise(case[1], tmp_path), home=fresh_home,
+                             extra_env=env)
+        assert result.returncode == 2, (case[0], result.stderr)
+        assert f"{case[2]}=" in result.stderr and case[3] in result.stderr, result.stderr
+        assert result.run_dir is None
+        assert "Traceback" not in result.stderr
+        figure("bad inputs refused")
+    assert log.read_text() == before  # moto logs every request it gets: it got none
