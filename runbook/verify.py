@@ -39,7 +39,7 @@ from .sinks import SharedCredentialsProfile
 from .users import get_user
 
 MAX_WORKERS = 8  # parallel dry runs: quick, and well inside EC2's request rate limits
-DRY_RUN_IMAGE = "ami-12c6146b"  # any well-formed ID: a dry run stops at authorization
+DRY_RUN_IMAGE = "ami-12c6146b"  # a well-formed placeholder: the check is about authorization
 PASSED_TO = "ec2.amazonaws.com"
 
 
@@ -172,13 +172,18 @@ def dry_run_region(ec2: Any, region: str, judge: Callable[[Request], Decision],
         code, message = "Succeeded", "the call was not a dry run"  # pragma: no cover
     except ClientError as err:
         code, message = _error_code(err)
-    if code != "DryRunOperation":
+    # EC2 may check the placeholder image before it gets to authorization; then only the
+    # judge can answer, and the table says so.
+    image_refused = code.startswith("InvalidAMIID")
+    if code != "DryRunOperation" and not image_refused:
         return RegionResult(region, False, f"EC2 answered {code}: {message}".rstrip(": "))
     decision = judge(Request("ec2:RunInstances", resource,
                              {"ec2:Region": region, "aws:RequestedRegion": region}))
     if not decision.allowed:
         return RegionResult(region, False, f"{judge.source}: {decision.reason}")
-    return RegionResult(region, True, f"dry run succeeded; {judge.source}: {decision.reason}")
+    ec2_said = f"EC2 refused the placeholder image ({code})" if image_refused else \
+        "dry run succeeded"
+    return RegionResult(region, True, f"{ec2_said}; {judge.source}: {decision.reason}")
 
 
 @dataclass(repr=False)  # keep Plan's table repr

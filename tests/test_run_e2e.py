@@ -188,3 +188,24 @@ def test_operator_with_only_the_readme_policy__links_the_account(fresh_home, run
     result = runbook_cli("run", home=fresh_home)
     assert result.returncode == 0, result.stderr
     assert [r for r in result.audit if r["error_code"] == "AccessDenied"] == []
+
+
+def test_run_with_an_instance_profile_the_user_may_not_pass__exits_1_with_the_fix(
+        fresh_home, runbook_cli, monkeypatch):
+    from runbook import params as P
+    from runbook.context import Context
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(fresh_home))
+    iam = Context(P.VerifyParams()).client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "ec2.amazonaws.com"}}]}
+    role = iam.create_role(RoleName="node-role", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.create_instance_profile(InstanceProfileName="node-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="node-profile", RoleName="node-role")
+    result = runbook_cli("run", "-p", "instance_profile", "node-profile", home=fresh_home)
+    assert result.returncode == 1
+    assert "section 05_verify_link failed: AccessDenied: iam:PassRole" in result.stderr
+    assert f"-p pass_role_arn {role['Role']['Arn']}" in result.stderr
+    verified = result.section("05_verify_link")
+    assert verified["outcome"] == "failed" and verified["pass_role"] is False
+    assert len(verified["regions_allowed"]) > 1 and result.run["status"] == "failed"

@@ -216,3 +216,33 @@ def test_simulator_judge__sends_the_context_entries_and_reads_the_decision():
             "ec2:RunInstances", resource, {"ec2:Region": "eu-west-1",
                                            "aws:RequestedRegion": "eu-west-1"}))
     assert not decision.allowed and decision.decision == "implicitDeny"
+
+
+class _AnsweringEc2:
+    """An EC2 client double that answers RunInstances with one error code."""
+
+    def __init__(self, code):
+        self.code = code
+
+    def run_instances(self, **params):
+        assert params["DryRun"] is True
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": self.code, "Message": "m"}}, "RunInstances")
+
+
+@pytest.mark.parametrize("code, judged, allowed, why", [
+    ("DryRunOperation", True, True, "dry run succeeded; policy evaluation: allowed by p#1"),
+    ("DryRunOperation", False, False, "policy evaluation: implicitly denied: no statement "
+                                      "allows ec2:RunInstances"),
+    ("UnauthorizedOperation", True, False, "EC2 answered UnauthorizedOperation: m"),
+    ("InvalidAMIID.NotFound", True, True, "EC2 refused the placeholder image "
+                                          "(InvalidAMIID.NotFound); policy evaluation: "
+                                          "allowed by p#1"),
+])
+def test_dry_run_region__combines_ec2s_answer_with_the_judges(code, judged, allowed, why):
+    policies = {"p": {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:*" if judged else "s3:*", "Resource": "*"}]}}
+    result = verify.dry_run_region(_AnsweringEc2(code), "eu-west-1",
+                                   verify.EvaluatorJudge(policies), "*")
+    assert (result.allowed, result.why) == (allowed, why)
