@@ -17,6 +17,11 @@ USER_ACTIONS = [
     "iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey",
     "iam:ListAttachedUserPolicies", "iam:AttachUserPolicy",
 ]
+# Section 05 reads the user's policies (the sandbox evaluates them itself) or asks
+# IAM's simulator (on aws), and lists the account's regions.
+VERIFY_USER_ACTIONS = ["iam:ListUserPolicies", "iam:GetUserPolicy", "iam:ListGroupsForUser",
+                       "iam:SimulatePrincipalPolicy"]
+VERIFY_ACTIONS = ["ec2:DescribeRegions", "iam:GetInstanceProfile"]
 POLICY_ACTIONS = [
     "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions",
     "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion",
@@ -28,6 +33,10 @@ def operator_policy(user_name: str = "dockercloud-user",
     """The identity policy an operator needs to run the link sections on ``aws``.
 
     ``sts:GetCallerIdentity`` needs no permission, so it is not listed.
+    Section 05 needs ``ec2:DescribeRegions``, ``iam:GetInstanceProfile`` (for
+    ``instance_profile``) and ``iam:SimulatePrincipalPolicy`` on the user; the
+    sandbox, which has no simulator, reads the user's policies instead (a
+    user in groups there also needs the group policy reads).
     ``iam:AttachUserPolicy`` is limited to attaching ``policy_name`` through
     the ``iam:PolicyARN`` condition key.
     """
@@ -35,7 +44,8 @@ def operator_policy(user_name: str = "dockercloud-user",
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "ServiceUser", "Effect": "Allow",
-             "Action": [a for a in USER_ACTIONS if a != "iam:AttachUserPolicy"],
+             "Action": [a for a in USER_ACTIONS if a != "iam:AttachUserPolicy"] +
+                       VERIFY_USER_ACTIONS,
              "Resource": f"arn:aws:iam::*:user/{user_name}"},
             {"Sid": "AttachOnlyThePolicy", "Effect": "Allow",
              "Action": ["iam:AttachUserPolicy"],
@@ -43,6 +53,8 @@ def operator_policy(user_name: str = "dockercloud-user",
              "Condition": {"ArnLike": {"iam:PolicyARN": f"arn:aws:iam::*:policy/{policy_name}"}}},
             {"Sid": "ServicePolicy", "Effect": "Allow", "Action": list(POLICY_ACTIONS),
              "Resource": f"arn:aws:iam::*:policy/{policy_name}"},
+            {"Sid": "VerifyLink", "Effect": "Allow", "Action": list(VERIFY_ACTIONS),
+             "Resource": "*"},
         ],
     }
 

@@ -284,6 +284,18 @@ class HandoverParams(Common):
     credentials_file: str | None = None
 
 
+@dataclass(frozen=True)
+class VerifyParams(Common):
+    section: ClassVar[str] = "05_verify_link"
+    user_name: str = "dockercloud-user"
+    credentials_profile: str = "dockercloud"
+    credentials_file: str | None = None
+    instance_profile: str | None = param(None, _optional(_iam_name("an instance profile name",
+                                                                   128)),
+                                         "also check that the user may pass this instance "
+                                         "profile's role (iam:PassRole)")
+
+
 # Fields shared by name carry the same rule and doc in every model.
 def _reuse_fields(cls: type, source: type, names: list[str]) -> None:
     for name in names:
@@ -294,9 +306,12 @@ _reuse_fields(AttachParams, CreateUserParams, ["user_name"])
 _reuse_fields(AttachParams, PolicyParams, ["policy_name"])
 _reuse_fields(HandoverParams, CreateUserParams,
               ["user_name", "credentials_profile", "credentials_file"])
+_reuse_fields(VerifyParams, CreateUserParams,
+              ["user_name", "credentials_profile", "credentials_file"])
 
 SECTION_MODELS: dict[str, type[Common]] = {
-    m.section: m for m in (CreateUserParams, PolicyParams, AttachParams, HandoverParams)
+    m.section: m for m in (CreateUserParams, PolicyParams, AttachParams, HandoverParams,
+                           VerifyParams)
 }
 
 ALL_NAMES: tuple[str, ...] = tuple(dict.fromkeys(

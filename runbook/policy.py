@@ -1,8 +1,8 @@
 """Section 02: the service user's managed policy.
 
 :func:`policy_document` builds the document the procedure gives (standard,
-region-limited, with or without PassRole); :func:`check_grammar` checks it
-against the IAM policy grammar before any call; :func:`plan_policy` creates
+region-limited, with or without PassRole); :func:`validate_document` checks it
+against the IAM policy grammar and lints it before any call; :func:`plan_policy` creates
 the policy or adds a new default version when the document changed.
 """
 
@@ -168,7 +168,32 @@ def check_grammar(document: Any) -> list[PolicyFinding]:
     return findings
 
 
+def validate_document(document: Any) -> list[PolicyFinding]:
+    """Everything "Validate Policy" finds in ``document`` (a dict or JSON text).
+
+    Returns the grammar findings of :func:`check_grammar`, then the linter's
+    (:func:`runbook.validate.lint`: unknown actions, condition keys that do
+    not apply, unscoped PassRole, ...) for the statements the grammar
+    accepted. Any ``error`` blocks creation. Pure: no AWS call, same document,
+    same list.
+    """
+    findings = check_grammar(document)
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError:
+            return findings
+    if not isinstance(document, dict) or not isinstance(document.get("Statement"),
+                                                        (list, dict)):
+        return findings
+    from .validate import lint  # parliament loads AWS's action list: only when needed
+
+    skip = frozenset(f.statement for f in findings if f.severity == "error")
+    return findings + lint(document, skip)
+
+
 def findings_table(findings: list[PolicyFinding]) -> Table:
+    """The findings as a table: severity, statement, what, how to fix."""
     rows = [[f.severity, f.statement, f.what, f.fix] for f in findings] or [
         ["ok", "", "no findings", ""]]
     return Table("Policy validation", ["severity", "statement", "what", "how to fix"], rows)
@@ -194,10 +219,11 @@ def plan_policy(ctx: Context, p: PolicyParams, document: dict[str, Any] | None =
     """Return what section 02 would change for ``document`` (default: built from ``p``).
 
     Raises :class:`StepError` (code ``MalformedPolicyDocument``) before any
-    call when the document has an error finding.
+    call when :func:`validate_document` has an error finding; warnings and
+    information do not block.
     """
     document = document or policy_document(p.limit_region, p.pass_role_arn)
-    errors = [f for f in check_grammar(document) if f.severity == "error"]
+    errors = [f for f in validate_document(document) if f.severity == "error"]
     if errors:
         raise StepError("the policy document has errors: " +
                         "; ".join(f"statement {f.statement}: {f.what}" for f in errors),

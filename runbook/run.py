@@ -32,7 +32,8 @@ from .params import Common, validate_run
 from .secrets import scan_tree
 from .sinks import SharedCredentialsProfile
 
-SECTIONS = ["01_create_user", "02_create_policy", "03_attach_policy", "04_add_credentials"]
+SECTIONS = ["01_create_user", "02_create_policy", "03_attach_policy", "04_add_credentials",
+            "05_verify_link"]
 SECTION_TIMEOUT = 900  # seconds a cell may run before the section fails (a hung call)
 _VERSIONED = ("boto3", "botocore", "moto", "papermill", "nbclient", "ipykernel", "ipywidgets",
               "nbformat")

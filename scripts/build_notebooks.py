@@ -43,8 +43,10 @@ INTRO["02_create_policy"] = """# 02 · Create the service user's policy
 
 The service needs EC2 to build and manage nodes, and `iam:ListInstanceProfiles`
 to offer your instance profiles for them. This section builds that policy
-document, checks it against IAM's grammar before anything is sent, and creates
-the managed policy `dockercloud-policy`.
+document, validates it before anything is sent (the console's *Validate
+Policy*: IAM's grammar, unknown actions, condition keys that do not apply to
+an action; errors block, warnings do not), and creates the managed policy
+`dockercloud-policy`.
 
 Two options change the document:
 
@@ -77,6 +79,30 @@ value and the command that prints it.
 
 The secret stays in the profile. Copy it from there straight into the form (or
 into the tool that replaced the form); do not paste it into this notebook."""
+
+INTRO["05_verify_link"] = """# 05 · Verify the link the way the deployment service checked it
+
+Docker Cloud proved a link before it used it: with the new user's own key it
+asked EC2 for a *dry-run* `RunInstances` in every region, and the link counted
+as valid when at least one region allowed it. This section does the same,
+from the credentials profile, and more:
+
+1. **Key readiness.** Real IAM takes seconds to accept a new key, so
+   `sts:GetCallerIdentity` is polled (with backoff, up to about a minute) until
+   it answers as the user; the time it took is recorded.
+2. **Regions.** A dry-run `RunInstances` in every region `ec2:DescribeRegions`
+   lists in the account's partition, in parallel; the table says which allow
+   it and why. With `limit_region`, exactly that region should.
+3. **`iam:ListInstanceProfiles`** must be allowed (it has no region, which is
+   why section 02 gives it a statement of its own).
+4. With `instance_profile`: whether the user may pass that profile's role
+   (`iam:PassRole`); without it, launching nodes with the profile fails with
+   "unauthorized operation".
+
+Nothing is changed: the RunInstances calls are dry runs. The sandbox ignores
+policy conditions and PassRole, so there the runbook evaluates the user's
+policies itself and combines that with the sandbox's answer; on AWS it asks
+IAM's policy simulator and the real dry run."""
 
 INTRO["rotate_access_key"] = """# Rotate the service user's access key
 
@@ -119,12 +145,14 @@ SECTION_CALLS = {
                        "plan = users.plan_user(ctx, p)"),
     "02_create_policy": ("PolicyParams", "from runbook import policy",
                          "document = policy.policy_document(p.limit_region, p.pass_role_arn)\n"
-                         "display(policy.findings_table(policy.check_grammar(document)))\n"
+                         "display(policy.findings_table(policy.validate_document(document)))\n"
                          "plan = policy.plan_policy(ctx, p, document)"),
     "03_attach_policy": ("AttachParams", "from runbook import attachment",
                          "plan = attachment.plan_attach(ctx, p)"),
     "04_add_credentials": ("HandoverParams", "from runbook import handover",
                            "plan = handover.plan_handover(ctx, p)"),
+    "05_verify_link": ("VerifyParams", "from runbook import verify",
+                       "plan = verify.plan_verify(ctx, p)\ndisplay(plan.region_table())"),
     "rotate_access_key": ("RotateParams", "from runbook import rotate",
                           "plan = rotate.plan_rotate(ctx, p)"),
     "unlink": ("UnlinkParams", "from runbook import unlink",

@@ -16,7 +16,8 @@ from runbook.secrets import scan_tree
 from runbook.sinks import SharedCredentialsProfile
 
 pytestmark = pytest.mark.e2e
-SECTIONS = ["01_create_user", "02_create_policy", "03_attach_policy", "04_add_credentials"]
+SECTIONS = ["01_create_user", "02_create_policy", "03_attach_policy", "04_add_credentials",
+            "05_verify_link"]
 
 
 def secret_of(home):
@@ -39,11 +40,24 @@ def test_first_run__links_the_account_and_leaves_the_audit_record(fresh_home, ru
     assert run["status"] == "ok" and run["target"] == "sandbox"
     assert run["account"] == "123456789012"
     assert [s["name"] for s in run["sections"]] == SECTIONS
-    assert [s["outcome"] for s in run["sections"]] == ["created", "created", "created", "unchanged"]
+    assert [s["outcome"] for s in run["sections"]] == ["created", "created", "created", "unchanged",
+                                                       "unchanged"]
     assert set(run["files"]) == set(files) - {"run.json"}
     ops = [r["operation"] for r in result.audit if audit.is_mutating(r)]
     assert ops == ["CreateUser", "CreateAccessKey", "CreatePolicy", "AttachUserPolicy"]
-    assert all(r["caller_arn"].endswith(":user/runbook-operator") for r in result.audit)
+    # Section 05 checks with the service user's key; every other call is the operator's.
+    by_key = [r for r in result.audit if r["caller_arn"].endswith(":user/dockercloud-user")]
+    assert {(r["section"], r["operation"]) for r in by_key} == {
+        ("05_verify_link", op) for op in ("GetCallerIdentity", "RunInstances",
+                                          "ListInstanceProfiles")}
+    assert all(r["caller_arn"].endswith(":user/runbook-operator") for r in result.audit
+               if r not in by_key)
+    # The plain policy allows every region the sandbox lists in the partition, each tried.
+    verified = result.section("05_verify_link")
+    tried = sorted(r["region"] for r in result.audit if r["operation"] == "RunInstances")
+    assert verified["regions_allowed"] == tried and "us-west-2" in tried
+    assert verified["regions_denied"] == [] and verified["list_instance_profiles"] is True
+    assert not [r for r in tried if r.startswith(("cn-", "us-gov-"))]
     assert stat.S_IMODE((fresh_home / "sandbox" / "credentials").stat().st_mode) == 0o600
     assert_no_secret(result, fresh_home)
 
@@ -66,7 +80,7 @@ def test_second_run__makes_no_mutating_call_and_reports_unchanged(fresh_home, ru
     key_before = secret_of(fresh_home).access_key_id
     second = runbook_cli("run", home=fresh_home)
     assert second.returncode == 0, second.stderr
-    assert [s["outcome"] for s in second.run["sections"]] == ["unchanged"] * 4
+    assert [s["outcome"] for s in second.run["sections"]] == ["unchanged"] * 5
     assert [r["operation"] for r in second.audit if audit.is_mutating(r)] == []
     assert secret_of(fresh_home).access_key_id == key_before
     assert first.run_dir != second.run_dir
@@ -77,7 +91,7 @@ def test_dry_run__on_an_empty_account__plans_everything_and_changes_nothing(fres
                                                                             runbook_cli):
     result = runbook_cli("run", "--dry-run", home=fresh_home)
     assert result.returncode == 0, result.stderr
-    assert [s["outcome"] for s in result.run["sections"]] == ["planned"] * 4
+    assert [s["outcome"] for s in result.run["sections"]] == ["planned"] * 5
     assert [r["operation"] for r in result.audit if audit.is_mutating(r)] == []
     assert not (fresh_home / "sandbox" / "credentials").exists()
     after = runbook_cli("run", home=fresh_home)  # the real run still creates everything
@@ -95,11 +109,13 @@ def test_run_with_limit_region_and_pass_role__creates_that_document(fresh_home, 
     assert document["Statement"][2]["Resource"] == role
     section = result.section("02_create_policy")
     assert section["limit_region"] == "us-west-2" and section["pass_role_arn"] == role
+    assert result.section("05_verify_link")["regions_allowed"] == ["us-west-2"]
     # Changing the limit later adds a default version instead of a second policy.
     again = runbook_cli("run", "-p", "limit_region", "eu-west-1", home=fresh_home)
     assert again.section("02_create_policy")["outcome"] == "updated"
     ops = [r["operation"] for r in again.audit if audit.is_mutating(r)]
     assert ops == ["CreatePolicyVersion"]
+    assert again.section("05_verify_link")["regions_allowed"] == ["eu-west-1"]
 
 
 def test_bad_user_name__exits_2_names_the_rule_and_touches_nothing(fresh_home, runbook_cli):
@@ -172,3 +188,24 @@ def test_operator_with_only_the_readme_policy__links_the_account(fresh_home, run
     result = runbook_cli("run", home=fresh_home)
     assert result.returncode == 0, result.stderr
     assert [r for r in result.audit if r["error_code"] == "AccessDenied"] == []
+
+
+def test_run_with_an_instance_profile_the_user_may_not_pass__exits_1_with_the_fix(
+        fresh_home, runbook_cli, monkeypatch):
+    from runbook import params as P
+    from runbook.context import Context
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(fresh_home))
+    iam = Context(P.VerifyParams()).client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "ec2.amazonaws.com"}}]}
+    role = iam.create_role(RoleName="node-role", AssumeRolePolicyDocument=json.dumps(trust))
+    iam.create_instance_profile(InstanceProfileName="node-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="node-profile", RoleName="node-role")
+    result = runbook_cli("run", "-p", "instance_profile", "node-profile", home=fresh_home)
+    assert result.returncode == 1
+    assert "section 05_verify_link failed: AccessDenied: iam:PassRole" in result.stderr
+    assert f"-p pass_role_arn {role['Role']['Arn']}" in result.stderr
+    verified = result.section("05_verify_link")
+    assert verified["outcome"] == "failed" and verified["pass_role"] is False
+    assert len(verified["regions_allowed"]) > 1 and result.run["status"] == "failed"
