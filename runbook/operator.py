@@ -15,6 +15,9 @@ USER_ACTIONS = [
     "iam:ListAccessKeys", "iam:CreateAccessKey", "iam:DeleteAccessKey",
     "iam:ListAttachedUserPolicies", "iam:AttachUserPolicy",
 ]
+# Section 03's form lists the account's users and policies for its pick-lists;
+# these list calls take no narrower resource than "*".
+FORM_ACTIONS = ["iam:ListUsers", "iam:ListPolicies"]
 POLICY_ACTIONS = [
     "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions",
     "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion",
@@ -27,7 +30,8 @@ def operator_policy(user_name: str = "dockercloud-user",
 
     ``sts:GetCallerIdentity`` needs no permission, so it is not listed.
     ``iam:AttachUserPolicy`` is limited to attaching ``policy_name`` through
-    the ``iam:PolicyARN`` condition key.
+    the ``iam:PolicyARN`` condition key. ``FormPickLists`` only serves the
+    pick-lists of section 03's form; without it the form shows text fields.
     """
     return {
         "Version": "2012-10-17",
@@ -41,5 +45,7 @@ def operator_policy(user_name: str = "dockercloud-user",
              "Condition": {"ArnLike": {"iam:PolicyARN": f"arn:aws:iam::*:policy/{policy_name}"}}},
             {"Sid": "ServicePolicy", "Effect": "Allow", "Action": list(POLICY_ACTIONS),
              "Resource": f"arn:aws:iam::*:policy/{policy_name}"},
+            {"Sid": "FormPickLists", "Effect": "Allow", "Action": list(FORM_ACTIONS),
+             "Resource": "*"},
         ],
     }
