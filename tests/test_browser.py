@@ -1,4 +1,4 @@
-"""Section 01 walked through in JupyterLab, in a real Chromium driven by Playwright.
+"""Sections 01 and 02 walked through in JupyterLab, in a real Chromium driven by Playwright.
 
 The test starts JupyterLab itself (127.0.0.1, a free port, a temporary root
 holding a copy of the notebooks, no token) with ``RUNBOOK_HOME`` pointing at a
@@ -145,7 +145,7 @@ def test_walkthrough__section_01_in_jupyterlab__validates_as_typed_and_creates_t
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page = browser.new_page(viewport={"width": 1280, "height": 2200})
             page.set_default_timeout(TIMEOUT_MS)
             expect.set_options(timeout=TIMEOUT_MS)
             _open_session(jupyterlab, "01_create_user.ipynb")
@@ -190,6 +190,29 @@ def test_walkthrough__section_01_in_jupyterlab__validates_as_typed_and_creates_t
             expect(outcome).to_contain_text(USER)
             expect(outcome).to_contain_text(re.compile(r"AKIA\*{12}[A-Z0-9]{4}"))
             page.screenshot(path=str(ARTIFACTS / "browser-01-applied.png"), full_page=True)
+
+            # Section 02: the policy preview follows the region limit and the PassRole ARN.
+            _open_session(jupyterlab, "02_create_policy.ipynb")
+            page.goto(jupyterlab + "lab/tree/02_create_policy.ipynb?reset")  # 01 closed
+            form_02 = _cell(page, 3).locator(".jp-OutputArea-output")
+            expect(form_02).to_contain_text("Policy document")  # the stored form, as run
+            _cell(page, 2).locator(".cm-content").click()
+            page.keyboard.press("Shift+Enter")
+            page.keyboard.press("Shift+Enter")
+            expect(_cell(page, 3).locator(".jp-InputPrompt")).to_have_text("[2]:")
+            expect(form_02).not_to_contain_text("ec2:Region")
+            form_02.locator(".widget-checkbox", has_text="limit EC2 to one region"
+                            ).locator("input").check()
+            form_02.locator(".widget-dropdown", has=page.locator(
+                "label", has_text=re.compile(r"^limit_region$"))).locator("select"
+                                                                    ).select_option("eu-west-1")
+            form_02.locator(".widget-text", has=page.locator(
+                "label", has_text=re.compile(r"^pass_role_arn$"))).locator("input").fill(
+                "arn:aws:iam::123456789012:role/ecsInstanceRole")
+            expect(form_02).to_contain_text('"ec2:Region": "eu-west-1"')
+            expect(form_02).to_contain_text("arn:aws:iam::123456789012:role/ecsInstanceRole")
+            expect(form_02).to_contain_text("no findings")
+            form_02.screenshot(path=str(ARTIFACTS / "browser-02-form.png"))
         finally:
             browser.close()
 
