@@ -78,6 +78,7 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture
 def jupyterlab(fresh_home, tmp_path):
     """A JupyterLab of this test's own on a copy of notebooks/; yields its URL."""
+    _require_chromium()  # before starting anything
     root = tmp_path / "lab"
     shutil.copytree(ROOT / "notebooks", root)
     jupyter_dirs = tmp_path / "jupyter"
@@ -136,9 +137,8 @@ def _cell(page, index: int):
     return page.locator(".jp-Notebook .jp-Cell").nth(index)
 
 
-def test_walkthrough__section_01_in_jupyterlab__validates_as_typed_and_creates_the_user(
+def test_walkthrough_in_jupyterlab__validates_as_typed_previews_the_policy_creates_the_user(
         jupyterlab, fresh_home, monkeypatch):
-    _require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
