@@ -22,6 +22,9 @@ USER_ACTIONS = [
 VERIFY_USER_ACTIONS = ["iam:ListUserPolicies", "iam:GetUserPolicy", "iam:ListGroupsForUser",
                        "iam:SimulatePrincipalPolicy"]
 VERIFY_ACTIONS = ["ec2:DescribeRegions", "iam:GetInstanceProfile"]
+# Section 03's form lists the account's users and policies for its pick-lists;
+# these list calls take no narrower resource than "*".
+FORM_ACTIONS = ["iam:ListUsers", "iam:ListPolicies"]
 POLICY_ACTIONS = [
     "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions",
     "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion",
@@ -38,7 +41,8 @@ def operator_policy(user_name: str = "dockercloud-user",
     sandbox, which has no simulator, reads the user's policies instead (a
     user in groups there also needs the group policy reads).
     ``iam:AttachUserPolicy`` is limited to attaching ``policy_name`` through
-    the ``iam:PolicyARN`` condition key.
+    the ``iam:PolicyARN`` condition key. ``FormPickLists`` only serves the
+    pick-lists of section 03's form; without it the form shows text fields.
     """
     return {
         "Version": "2012-10-17",
@@ -54,6 +58,8 @@ def operator_policy(user_name: str = "dockercloud-user",
             {"Sid": "ServicePolicy", "Effect": "Allow", "Action": list(POLICY_ACTIONS),
              "Resource": f"arn:aws:iam::*:policy/{policy_name}"},
             {"Sid": "VerifyLink", "Effect": "Allow", "Action": list(VERIFY_ACTIONS),
+             "Resource": "*"},
+            {"Sid": "FormPickLists", "Effect": "Allow", "Action": list(FORM_ACTIONS),
              "Resource": "*"},
         ],
     }

@@ -140,6 +140,20 @@ who uses it. Finally the profile leaves the credentials file (and the CSV, if
 shows what would be deleted and records the outcome `planned`. Running it
 again on an account that is already unlinked changes nothing."""
 
+# What the form of a section offers beyond one field per parameter.
+FORM_NOTE = {
+    "01_create_user": "A value that breaks a rule shows the rule under its field as you type.",
+    "02_create_policy": "Tick *limit EC2 to one region* to pick `limit_region`; fill "
+                        "`pass_role_arn` to add PassRole. Below the fields, the policy document "
+                        "and its validation findings follow every change, before anything is "
+                        "created.",
+    "03_attach_policy": "`user_name` and `policy_name` are pick-lists of the users and policies "
+                        "the account already has; if they cannot be listed, they are text "
+                        "fields.",
+    "04_add_credentials": "A value that breaks a rule shows the rule under its field as you "
+                          "type.",
+}
+
 SECTION_CALLS = {
     "01_create_user": ("CreateUserParams", "from runbook import users",
                        "plan = users.plan_user(ctx, p)"),
@@ -194,7 +208,7 @@ def build(section: str) -> nbformat.NotebookNode:
         new_markdown_cell(INTRO[section]),
         new_markdown_cell("## Parameters\n\nSafe defaults: the names the procedure uses. "
                           "A pipeline overrides them with papermill; in JupyterLab, edit the "
-                          "form below instead."),
+                          "form below instead. " + FORM_NOTE.get(section, FORM_NOTE["01_create_user"])),
         params_cell,
         new_code_cell(f"from runbook import forms, params\n\n"
                       f"form = forms.SectionForm(params.{model_name}, globals())\nform"),
