@@ -91,7 +91,8 @@ def test_form__policy_preview__follows_the_region_limit_and_the_passrole_arn():
     form.fields["pass_role_arn"].value = ARN
     assert form.document() == policy.policy_document("eu-west-1", ARN)
     assert "iam:PassRole" in form.preview.value and ARN in form.preview.value
-    assert form.findings() == policy.check_grammar(policy.policy_document("eu-west-1", ARN))
+    assert form.findings() == policy.validate_document(policy.policy_document("eu-west-1", ARN))
+    assert "aws:RequestedRegion" in form.preview.value  # the info finding shows in the preview
 
 
 def test_form__policy_preview__asks_for_a_fix_and_keeps_no_document__when_the_arn_is_invalid():
@@ -100,7 +101,8 @@ def test_form__policy_preview__asks_for_a_fix_and_keeps_no_document__when_the_ar
     assert form.document() is None and form.findings() == []
     assert "fix the fields marked above" in form.preview.value
     assert "iam:PassRole" not in form.preview.value
-    assert "must be an IAM role ARN: arn:&lt;aws|" in form.messages["pass_role_arn"].value
+    rule = P.check("pass_role_arn", "arn:aws:iam::123456789012:role/*")
+    assert html.escape(rule) in form.messages["pass_role_arn"].value
 
 
 def test_form__section_03__offers_the_targets_users_and_policies(shared_home):
