@@ -199,6 +199,8 @@ class SectionForm:
             if value not in existing:
                 options.insert(0, (f"{value} (not in the account yet)", value))
             return w.Dropdown(options=options, value=value, **common)
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))  # verify_regions: the -p form of a list
         return w.Text(value="" if value is None else str(value),
                       placeholder=_PLACEHOLDERS.get(name, "(none)"), **common)
 

@@ -94,6 +94,20 @@ def _region(value: Any) -> str | None:
     return None
 
 
+def _region_list(value: Any) -> str | None:
+    """Regions as a list, or one string of names separated by commas (as ``-p`` gives it)."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names:
+        return "must be a list of region names, or names separated by commas"
+    for position, name in enumerate(names):
+        problem = _region(name)
+        if problem:
+            return f"item {position + 1} ({name!r}) {problem}"
+    if len(set(names)) != len(names):
+        return "names a region twice"
+    return None
+
+
 def _bool(value: Any) -> str | None:
     if not isinstance(value, bool):
         return f"must be true or false, not {type(value).__name__} {value!r}"
@@ -294,6 +308,9 @@ class VerifyParams(Common):
                                                                    128)),
                                          "also check that the user may pass this instance "
                                          "profile's role (iam:PassRole)")
+    verify_regions: list[str] | None = param(
+        None, _optional(_region_list),
+        "dry-run RunInstances only in these regions (default: every region of the partition)")
 
 
 # Fields shared by name carry the same rule and doc in every model.
@@ -379,6 +396,10 @@ def normalise(name: str, value: Any) -> Any:
         return f"{value:012d}"
     if name in ("credentials_file", "csv_path") and value is not None:
         return str(Path(os.fspath(value)).expanduser())
+    if name == "verify_regions" and isinstance(value, str):
+        return value.split(",")
+    if name == "verify_regions" and isinstance(value, tuple):
+        return list(value)
     return value
 
 

@@ -33,7 +33,7 @@ from .context import Context
 from .errors import StepError
 from .evaluate import ALLOW, Decision, Request, evaluate
 from .params import VerifyParams
-from .plan import Change, Outcome, Plan, Table
+from .plan import Change, Outcome, Plan, Table, planner
 from .readiness import wait_for_key
 from .sinks import SharedCredentialsProfile
 from .users import get_user
@@ -220,6 +220,7 @@ class VerifyPlan(Plan):
         return super().apply()
 
 
+@planner
 def plan_verify(ctx: Context, p: VerifyParams) -> VerifyPlan:
     """Verify the link with the service user's key; return the checks as a plan.
 
@@ -296,6 +297,16 @@ def plan_verify(ctx: Context, p: VerifyParams) -> VerifyPlan:
                 code=None if decision.allowed else "AccessDenied"))
 
     regions = regions_in_partition(ctx.client("ec2"), partition)
+    if p.verify_regions:
+        missing = sorted(set(p.verify_regions) - set(regions))
+        if missing:
+            checks.append(Check(
+                "regions", ", ".join(missing), False,
+                f"{', '.join(missing)}: not among the regions DescribeRegions lists for this "
+                f"account in {partition}",
+                "drop them from verify_regions, or enable them for the account",
+                code="InvalidParameterValue"))
+        regions = [r for r in regions if r in p.verify_regions]
     # One client per region, made here: creating clients is not thread-safe, using them is.
     clients = {r: key_client("ec2", r) for r in regions}
     resource = lambda r: f"arn:{partition}:ec2:{r}:{ctx.account_id}:instance/*"  # noqa: E731

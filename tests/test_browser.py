@@ -211,7 +211,11 @@ def test_walkthrough_in_jupyterlab__validates_as_typed_previews_the_policy_creat
                 "arn:aws:iam::123456789012:role/ecsInstanceRole")
             expect(form_02).to_contain_text('"ec2:Region": "eu-west-1"')
             expect(form_02).to_contain_text("arn:aws:iam::123456789012:role/ecsInstanceRole")
-            expect(form_02).to_contain_text("no findings")
+            expect(form_02).to_contain_text('"iam:PassRole"')
+            # Validation of that document: no error or warning, the ec2:Region info only.
+            findings = form_02.locator("table", has_text="severity")
+            expect(findings).to_contain_text("aws:RequestedRegion")
+            expect(findings.locator("td", has_text=re.compile(r"^(error|warning)$"))).to_have_count(0)
             form_02.screenshot(path=str(ARTIFACTS / "browser-02-form.png"))
         finally:
             browser.close()

@@ -107,7 +107,7 @@ def test_run__with_every_call_failing_once__completes_and_logs_each_retry(fresh_
     assert proxy.injected == len(faults)
     assert result.returncode == 0, result.stderr
     assert [s["outcome"] for s in result.run["sections"]] == [
-        "created", "created", "created", "unchanged"]
+        "created", "created", "created", "unchanged", "unchanged"]
     for operation, (kind, _) in faults.items():
         first = next(r for r in result.audit if r["operation"] == operation)
         assert first["attempts"] == 2, (operation, first)
@@ -147,13 +147,13 @@ def test_run__with_a_persistent_fault__fails_clearly_and_a_rerun_finishes(fresh_
     error = run["sections"][1]["error"]
     assert (error["code"], error["operation"], error["attempts"]) == (
         "ServiceUnavailable", "CreatePolicy", 5)
-    assert run["not_run"] == ["03_attach_policy", "04_add_credentials"]
+    assert run["not_run"] == ["03_attach_policy", "04_add_credentials", "05_verify_link"]
     create = [r for r in failed.audit if r["operation"] == "CreatePolicy"]
     assert len(create) == 1 and create[0]["attempts"] == 5
     assert create[0]["http_status"] == 503 and len(create[0]["retried"]) == 4
     assert again.returncode == 0, again.stderr
     assert [s["outcome"] for s in again.run["sections"]] == [
-        "unchanged", "created", "created", "unchanged"]
+        "unchanged", "created", "created", "unchanged", "unchanged"]
     assert [r["operation"] for r in again.audit if audit.is_mutating(r)] == [
         "CreatePolicy", "AttachUserPolicy"]
     figure("faults survived", proxy.injected)

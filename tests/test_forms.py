@@ -201,3 +201,9 @@ def test_run__trusts_its_notebooks_so_jupyterlab_renders_the_stored_form(
         assert _stored_fields(state["state"])["user_name"] == f"run-form-user-{n}"
     assert result.run["files"]["01_create_user.ipynb"] == run.sha256(
         result.run_dir / "01_create_user.ipynb")  # trusting changed no file
+
+
+def test_form__a_list_parameter__shows_comma_separated_and_reads_back_as_the_same_list():
+    form = forms.SectionForm(P.VerifyParams, {"verify_regions": ["us-east-1", "us-west-2"]})
+    assert form.fields["verify_regions"].value == "us-east-1,us-west-2"
+    assert form.params().verify_regions == ["us-east-1", "us-west-2"]

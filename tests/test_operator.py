@@ -49,7 +49,7 @@ def test_operator_denied_a_read__fails_that_section_with_the_code_and_the_action
     assert (error["code"], error["operation"], error["change"]) == (
         "AccessDenied", "ListAttachedUserPolicies", "plan")
     assert "not authorized to perform: iam:ListAttachedUserPolicies" in error["message"]
-    assert run["not_run"] == ["04_add_credentials"]
+    assert run["not_run"] == ["04_add_credentials", "05_verify_link"]
     denied = [r for r in result.audit if r["error_code"] == "AccessDenied"]
     assert [(r["operation"], r["http_status"], r["attempts"]) for r in denied] == [
         ("ListAttachedUserPolicies", 403, 1)]  # not retried: a denial is not transient
@@ -70,7 +70,7 @@ def test_operator_denied_a_write__fails_at_that_change_and_says_nothing_was_done
     assert failed["done"] == []
     assert (failed["error"]["code"], failed["error"]["operation"], failed["error"]["change"]) == (
         "AccessDenied", "CreatePolicy", "create managed policy dockercloud-policy")
-    assert run["not_run"] == ["03_attach_policy", "04_add_credentials"]
+    assert run["not_run"] == ["03_attach_policy", "04_add_credentials", "05_verify_link"]
 
 
 def test_sandbox_start__with_another_operator_policy_while_one_runs__refuses(fresh_home,

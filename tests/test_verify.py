@@ -99,6 +99,23 @@ def test_verify__limit_region_us_west_2__allows_exactly_us_west_2(names):
     assert {r["error_code"] for r in runs} == {"DryRunOperation"}
 
 
+def test_verify__verify_regions__dry_runs_only_those_regions(names):
+    link(names, limit_region="us-west-2")
+    ctx, plan = verify_plan(names, verify_regions=["us-west-2", "eu-west-1"])
+    assert plan.apply().outcome == "unchanged"
+    assert (plan.found["regions_allowed"], plan.found["regions_denied"]) == (
+        ["us-west-2"], ["eu-west-1"])
+    runs = key_calls(ctx, names, "RunInstances")
+    assert sorted(r["region"] for r in runs) == ["eu-west-1", "us-west-2"]
+
+
+def test_verify__verify_regions_outside_the_partition__fails_the_check_with_the_fix(names):
+    link(names)
+    with pytest.raises(StepError) as caught:
+        verify_plan(names, verify_regions=["us-east-1", "cn-north-1"])[1].apply()
+    assert "cn-north-1" in str(caught.value) and "verify_regions" in str(caught.value)
+
+
 def test_verify__one_statement_variant_forced_through__leaves_list_instance_profiles_denied(
         names):
     one_statement = {"Version": "2012-10-17", "Statement": [{
