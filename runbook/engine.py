@@ -63,16 +63,18 @@ class WarmKernel:
 
     ``start()`` launches the process and returns at once; ``ready()`` waits for
     it. ``begin_section(environ)`` resets it for the next section. Kernel
-    output that is not a notebook's (its own warnings) goes to ``log_path``.
+    output that is not a notebook's (its own warnings) goes to ``log_path``,
+    which :meth:`save_log` copies into the run folder after :meth:`shutdown`.
     """
 
-    def __init__(self, cwd: Path, env: dict[str, str], log_path: Path):
+    def __init__(self, cwd: Path, env: dict[str, str]):
         self.cwd = Path(cwd)
         self.env = dict(env)
-        self.log_path = Path(log_path)
         # IPC sockets in a private folder: no TCP port open to other local users,
         # and an absolute path, since the kernel runs in another directory.
         self._sockets = tempfile.mkdtemp(prefix="runbook-kernel-")
+        # The kernel starts before the run folder exists; save_log() copies it there.
+        self.log_path = Path(self._sockets) / "kernel.log"
         self.km = AsyncKernelManager(kernel_name=KERNEL_NAME, transport="ipc",
                                      ip=os.path.join(self._sockets, "k"),
                                      kernel_spec_manager=RunbookKernelSpecManager())
@@ -87,8 +89,8 @@ class WarmKernel:
         waits for both. A module that fails to import here fails again, with
         its traceback, in the section that imports it.
         """
-        self._log = open(self.log_path, "ab")
-        os.chmod(self.log_path, 0o600)
+        self._log = open(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                         "ab")
         run_sync(self.km.start_kernel)(cwd=str(self.cwd), env=self.env,
                                         stdout=self._log, stderr=self._log)
         self.kc = self.km.client()
@@ -138,6 +140,21 @@ class WarmKernel:
         finally:
             if self._log is not None:
                 self._log.close()
+
+    def save_log(self, folder: Path | None) -> Path | None:
+        """Copy what the kernel printed to ``folder/kernel.log`` (nothing when it was quiet).
+
+        Call after :meth:`shutdown`; removes the kernel's private folder. With
+        ``folder`` None the log is only removed.
+        """
+        try:
+            if folder is not None and self.log_path.exists() and self.log_path.stat().st_size:
+                target = Path(folder) / "kernel.log"
+                shutil.copyfile(self.log_path, target)
+                os.chmod(target, 0o600)
+                return target
+            return None
+        finally:
             shutil.rmtree(self._sockets, ignore_errors=True)
 
 

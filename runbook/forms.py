@@ -30,12 +30,12 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-from pathlib import Path
 from typing import Any, Callable
 
 import ipywidgets as w
 
 from .errors import ParameterError
+from .notary import trust_notebooks  # noqa: F401  (re-exported: forms and runs share it)
 from .params import AttachParams, Common, PolicyParams, check, known_regions
 
 _REGION_FIELDS = ("region",)
@@ -98,24 +98,6 @@ def _read_target(params: Common) -> dict[str, list[str]]:
     return existing_names(Context(params))
 
 
-def trust_notebooks(folder: Path) -> list[Path]:
-    """Sign every notebook in ``folder`` with the user's Jupyter notary; return them.
-
-    JupyterLab renders widgets (and HTML) only in trusted notebooks, so a run
-    trusts the notebooks it executed itself; opened later, they show the form
-    as it was. Signing changes no file (the notary keeps the signature in its
-    database under the Jupyter data dir). Raises ``OSError`` when that
-    database cannot be written.
-    """
-    import nbformat
-    from nbformat.sign import NotebookNotary
-
-    notary = NotebookNotary()
-    signed = []
-    for path in sorted(Path(folder).glob("*.ipynb")):
-        notary.sign(nbformat.read(path, as_version=4))
-        signed.append(path)
-    return signed
 
 
 class SectionForm:

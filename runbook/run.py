@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import __version__, engine, paths, sandbox
-from .context import Context
 from .errors import RunbookError, SandboxError
 from .params import Common, validate_run
 from .secrets import scan_tree
@@ -111,7 +110,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def known_secrets(ctx: Context, models: dict[str, Common]) -> tuple[str, ...]:
+def known_secrets(ctx: Any, models: dict[str, Common]) -> tuple[str, ...]:
     """Secrets this run could have leaked: the service key's and the operator's."""
     found = set()
     for model in models.values():
@@ -180,22 +179,30 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     """
     sections = sections or list(SECTIONS)
     say = progress or (lambda line: None)
-    models = validate_run(values, sections)
+    home = str(paths.home())
+    # The kernel boots (about a second of imports) while this process validates,
+    # imports boto3 and papermill, finds the sandbox and checks the operator.
+    kernel = engine.WarmKernel(paths.notebooks_dir(), {**os.environ, "RUNBOOK_HOME": home})
+    kernel.start(preload=PRELOAD)
+    try:
+        models = validate_run(values, sections)
+    except BaseException:
+        kernel.shutdown()
+        kernel.save_log(None)  # no run folder for bad parameters: nothing is kept
+        raise
+    from .context import Context
+
     first = models[sections[0]]
     started = datetime.now(timezone.utc)
     run_dir = new_run_dir(out)
     say(f"run folder: {run_dir}")
-    home = str(paths.home())
     base_env = {"RUNBOOK_HOME": home, "RUNBOOK_RUN_DIR": str(run_dir)}
-    kernel = engine.WarmKernel(paths.notebooks_dir(), {**os.environ, **base_env},
-                               run_dir / "kernel.log")
     results: list[dict[str, Any]] = []
     status, message = "ok", ""
     identity: dict[str, str] = {}
     ctx = None
     known: tuple[str, ...] = ()
     try:
-        kernel.start(preload=PRELOAD)
         try:
             if first.target == "sandbox":
                 state = sandbox.start()
@@ -254,10 +261,8 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                 break
     finally:
         kernel.shutdown()
+        kernel.save_log(run_dir)  # only when the kernel printed something of its own
         known = known_secrets(ctx, models) if ctx else ()
-        log = run_dir / "kernel.log"
-        if log.exists() and log.stat().st_size == 0:
-            log.unlink()  # a quiet kernel leaves no log behind
 
     summary = {
         "status": status,
@@ -300,7 +305,7 @@ def _trust(run_dir: Path) -> None:
     """Trust the run's own notebooks, so JupyterLab renders their forms (issue 4)."""
     import sqlite3
 
-    from .forms import trust_notebooks
+    from .notary import trust_notebooks
 
     # An unwritable notary database costs only the rendering, not the run.
     with contextlib.suppress(OSError, sqlite3.Error):

@@ -36,21 +36,59 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5},
 _LOADER: Any = None
 
 
-def new_session(**kwargs: Any) -> boto3.Session:
+class OperationsLoader:
+    """botocore's data loader, but a service's model offers only some of its operations.
+
+    Making a client builds one Python method per operation of the service's
+    model: about 25 ms for EC2's 790, paid per client, and section 05 makes one
+    EC2 client per region. Clients made through this loader have methods for
+    ``operations`` only (shapes and everything else are the real model's).
+    Everything but :meth:`load_service_model` is the shared loader's.
+    """
+
+    _models: dict[tuple, dict[str, Any]] = {}
+
+    def __init__(self, loader: Any, operations: dict[str, frozenset[str]]):
+        self._loader = loader
+        self._operations = operations
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
+
+    def load_service_model(self, service_name: str, type_name: str,
+                           api_version: str | None = None) -> Any:
+        model = self._loader.load_service_model(service_name, type_name, api_version)
+        keep = self._operations.get(service_name)
+        if type_name != "service-2" or keep is None:
+            return model
+        key = (service_name, api_version, keep)
+        if key not in self._models:
+            missing = keep - set(model["operations"])
+            if missing:
+                raise ValueError(f"{service_name} has no operation {sorted(missing)}")
+            self._models[key] = {**model, "operations": {
+                name: model["operations"][name] for name in sorted(keep)}}
+        return self._models[key]
+
+
+def new_session(operations: dict[str, frozenset[str]] | None = None,
+                **kwargs: Any) -> boto3.Session:
     """A boto3 session that shares parsed service models with every other one in this process.
 
     A fresh session parses the JSON models of each service it makes a client
     for (iam and ec2 cost 50-150 ms each); a section makes several sessions
     (operator, service user, one per region thread), so they share botocore's
-    data loader, whose caches hold the parsed models. ``kwargs`` go to
-    :class:`boto3.Session` (credentials, ``profile_name``, ``region_name``).
+    data loader, whose caches hold the parsed models. ``operations`` (e.g.
+    ``{"ec2": frozenset({"RunInstances"})}``) limits the clients of those
+    services to those operations (see :class:`OperationsLoader`). ``kwargs``
+    go to :class:`boto3.Session` (credentials, ``profile_name``, ``region_name``).
     """
     global _LOADER
     core = botocore.session.Session()
     if _LOADER is None:
         _LOADER = core.get_component("data_loader")
-    else:
-        core.register_component("data_loader", _LOADER)
+    core.register_component("data_loader",
+                            OperationsLoader(_LOADER, operations) if operations else _LOADER)
     session = boto3.Session(botocore_session=core, **kwargs)
     # boto3 appends its own data folder to the loader's search path per session.
     _LOADER.search_paths[:] = list(dict.fromkeys(_LOADER.search_paths))
@@ -73,9 +111,14 @@ class Target(ABC):
     def endpoint_url(self) -> str | None:
         return None
 
-    def key_session(self, credentials: Credentials, region: str) -> boto3.Session:
-        """A session that signs with ``credentials`` (the service user's key)."""
-        session = new_session(aws_access_key_id=credentials.access_key_id,
+    def key_session(self, credentials: Credentials, region: str,
+                    operations: dict[str, frozenset[str]] | None = None) -> boto3.Session:
+        """A session that signs with ``credentials`` (the service user's key).
+
+        ``operations`` limits its clients of some services to some operations
+        (faster to make; see :func:`new_session`).
+        """
+        session = new_session(operations, aws_access_key_id=credentials.access_key_id,
                               aws_secret_access_key=credentials.secret_access_key,
                               region_name=region)
         self.guard(session)

@@ -26,10 +26,11 @@ def outputs(path):
 
 @pytest.fixture
 def warm(tmp_path):
-    kernel = engine.WarmKernel(tmp_path, {}, tmp_path / "kernel.log")
+    kernel = engine.WarmKernel(tmp_path, {})
     kernel.start()
     yield kernel
     kernel.shutdown()
+    kernel.save_log(tmp_path)
 
 
 def run(papermill, warm, source, out, section, record=None):
