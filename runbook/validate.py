@@ -13,19 +13,28 @@ each statement and adds the runbook's own rules:
 * ``ec2:Region`` where ``aws:RequestedRegion`` is the recommended key: ``info``.
 
 Pure and deterministic: no AWS call, findings in statement order. parliament
-is imported on first use (about 0.8 s: it loads AWS's action list); results
-are cached per statement, so a live preview re-checking a document only
-pays for the statements that changed.
+is imported on first use (0.3-0.8 s: it loads AWS's action list); results
+are cached per statement in memory, so a live preview re-checking a document
+only pays for the statements that changed, and on disk (``<home>/cache/``,
+keyed by the statement, parliament's version and this module's source), so a
+run whose statements were linted before does not import parliament at all.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import difflib
 import functools
+import hashlib
+import importlib.metadata
 import json
 import warnings
+from pathlib import Path
 from typing import Any
 
+from . import paths
+from .files import atomic_write_text
 from .policy import PolicyFinding
 
 # Keys that only exist for requests made to a region; IAM actions have none.
@@ -72,7 +81,32 @@ def _unknown_action_fix(action: str) -> str:
     return f"use an action of {prefix} from the AWS service authorization reference"
 
 
+@functools.lru_cache(maxsize=1)
+def _cache_version() -> str:
+    """What a cached finding depends on besides the statement: parliament and these rules."""
+    source = Path(__file__).read_bytes()
+    return f"{importlib.metadata.version('parliament')}-{hashlib.sha256(source).hexdigest()[:16]}"
+
+
+def _cache_path(number: int, statement_json: str) -> Path:
+    key = hashlib.sha256(f"{_cache_version()}\n{number}\n{statement_json}".encode()).hexdigest()
+    return paths.home() / "cache" / f"lint-{key[:32]}.json"
+
+
 def _parliament_findings(number: int, statement_json: str) -> list[PolicyFinding]:
+    """parliament's findings for one statement, from the disk cache when it has them."""
+    path = _cache_path(number, statement_json)
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        return [PolicyFinding(**f) for f in json.loads(path.read_text())]
+    found = _run_parliament(number, statement_json)
+    if not any("could not check" in f.what for f in found):  # never cache a linter crash
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            atomic_write_text(path, json.dumps([dataclasses.asdict(f) for f in found]))
+    return found
+
+
+def _run_parliament(number: int, statement_json: str) -> list[PolicyFinding]:
     statement = json.loads(statement_json)
     where = str(number)
     text = json.dumps({"Version": "2012-10-17", "Statement": [statement]})

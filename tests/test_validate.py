@@ -132,3 +132,22 @@ def test_plan_policy__a_warning__does_not_block_creation(shared_home):
     outcome = policy.plan_policy(ctx, p, warned).apply()
     assert outcome.outcome == "created"
     assert ctx.client("iam").get_policy(PolicyArn=ctx.arn("iam", f"policy/{name}"))
+
+
+def test_validate_document__a_second_process__answers_from_the_disk_cache_without_parliament(
+        tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from runbook import policy; "
+            "found = policy.validate_document(policy.policy_document('us-west-2')); "
+            "print(json.dumps([[f.severity, f.what] for f in found])); "
+            "print('parliament' in sys.modules)")
+    env = {**os.environ, "RUNBOOK_HOME": str(tmp_path)}
+    first, second = (subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                    text=True, check=True).stdout.splitlines()
+                     for _ in range(2))
+    assert first[1] == "True" and second[1] == "False"
+    assert first[0] == second[0] and "aws:RequestedRegion" in first[0]
+    assert list((tmp_path / "cache").glob("lint-*.json"))
