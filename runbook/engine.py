@@ -94,7 +94,11 @@ class WarmKernel:
         run_sync(self.km.start_kernel)(cwd=str(self.cwd), env=self.env,
                                         stdout=self._log, stderr=self._log)
         self.kc = self.km.client()
-        self.kc.start_channels()
+        # No heartbeat channel: this client's parent is the kernel manager, which
+        # answers "is it alive" from the process itself. The heartbeat thread only
+        # races a shutdown that comes while the kernel boots (a bad parameter),
+        # recreating its socket on a closing context ("Too many open files").
+        self.kc.start_channels(hb=False)
         if preload:
             self.kc.execute(f"__import__('runbook.kernel').kernel.preload({list(preload)!r})",
                             silent=True, store_history=False, allow_stdin=False)

@@ -86,3 +86,27 @@ def test_kernel_spec__is_this_interpreter_whatever_the_machine_has_installed():
 
     spec = engine.RunbookKernelSpecManager().get_kernel_spec("python3")
     assert spec.argv[:3] == [sys.executable, "-m", "ipykernel_launcher"]
+
+
+def test_warm_kernel__shut_down_while_it_boots__raises_nothing_in_any_thread(tmp_path):
+    """A bad parameter stops the run's kernel a moment after it was started.
+
+    With a heartbeat channel, that shutdown raced the heartbeat thread, which
+    printed a ZMQError traceback to the terminal about one time in three.
+    """
+    import threading
+
+    errors = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(repr(args.exc_value))
+    try:
+        for attempt in range(6):
+            kernel = engine.WarmKernel(tmp_path, {})
+            kernel.start(preload=["runbook.context"])
+            kernel.shutdown()
+            kernel.save_log(None)
+    finally:
+        threading.excepthook = previous
+    assert errors == []
+    assert [t.name for t in threading.enumerate() if t.name.startswith("Thread-")
+            and not t.daemon] == []
