@@ -164,10 +164,18 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    common = [f.name for f in dataclasses.fields(P.Common)]
+    show = lambda f: print(f"  {f.name} = {f.default!r}  # {f.metadata.get('doc', '')}")  # noqa: E731
+    print("every notebook")
+    for field in dataclasses.fields(P.Common):
+        show(field)
     for section, model in P.SECTION_MODELS.items():
         print(section)
-        for name, field in model.__dataclass_fields__.items():
-            print(f"  {name} = {field.default!r}  # {field.metadata.get('doc', '')}")
+        for field in dataclasses.fields(model):
+            if field.name not in common:
+                show(field)
     return 0
 
 

@@ -263,7 +263,7 @@ class Common:
 class CreateUserParams(Common):
     section: ClassVar[str] = "01_create_user"
     user_name: str = param("dockercloud-user", _iam_name("an IAM user name", 64),
-                           "the service user to create")
+                           "the service user (section 01 creates it)")
     credentials_profile: str = param("dockercloud", _profile_name,
                                      "profile that receives the access key")
     credentials_file: str | None = param(None, _optional(_file_path),
@@ -276,7 +276,7 @@ class CreateUserParams(Common):
 class PolicyParams(Common):
     section: ClassVar[str] = "02_create_policy"
     policy_name: str = param("dockercloud-policy", _iam_name("an IAM policy name", 128),
-                             "the managed policy to create or update")
+                             "the service user's managed policy (section 02 creates or updates it)")
     limit_region: str | None = param(None, _optional(_region),
                                      "allow EC2 only in this region")
     pass_role_arn: str | None = param(None, _optional(_role_arn),
