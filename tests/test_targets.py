@@ -1,0 +1,43 @@
+"""Targets and sessions: clients that offer only the operations a section asks for."""
+
+from __future__ import annotations
+
+import botocore.session
+
+from runbook import targets
+
+
+def _referenced(shape: dict) -> list[str]:
+    names = [shape[k]["shape"] for k in ("member", "key", "value") if k in shape]
+    return names + [m["shape"] for m in shape.get("members", {}).values()]
+
+
+def test_operations_session__client_offers_only_those_operations_and_every_shape_they_reach():
+    session = targets.new_session({"ec2": frozenset({"RunInstances", "DescribeRegions"})},
+                                  aws_access_key_id="AKIAEXAMPLEEXAMPLE00",
+                                  aws_secret_access_key="not-a-secret", region_name="us-east-1")
+    ec2 = session.client("ec2", region_name="eu-west-1")
+    assert hasattr(ec2, "run_instances") and hasattr(ec2, "describe_regions")
+    assert not hasattr(ec2, "describe_instances")
+
+    model = ec2.meta.service_model._service_description
+    full = botocore.session.Session().get_component("data_loader").load_service_model(
+        "ec2", "service-2")
+    assert set(model["operations"]) == {"RunInstances", "DescribeRegions"}
+    assert len(model["shapes"]) < len(full["shapes"]) / 10
+    dangling = {ref for shape in model["shapes"].values() for ref in _referenced(shape)
+                if ref not in model["shapes"]}
+    assert dangling == set()
+    assert all(model["shapes"][n] is full["shapes"][n] or model["shapes"][n] == full["shapes"][n]
+               for n in model["shapes"])
+    # The request still serialises every input member RunInstances has.
+    assert "ImageId" in ec2.meta.service_model.operation_model("RunInstances").input_shape.members
+
+
+def test_operations_session__keeps_a_services_modelled_exceptions():
+    session = targets.new_session({"iam": frozenset({"GetUser"})},
+                                  aws_access_key_id="AKIAEXAMPLEEXAMPLE00",
+                                  aws_secret_access_key="not-a-secret", region_name="us-east-1")
+    iam = session.client("iam")
+    assert iam.exceptions.NoSuchEntityException.__name__ == "NoSuchEntityException"
+    assert iam.exceptions.EntityAlreadyExistsException  # not reached by GetUser, still kept
