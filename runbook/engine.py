@@ -139,6 +139,12 @@ class WarmKernel:
         try:
             if self.kc is not None:
                 self.kc.stop_channels()
+            process = getattr(self.km.provisioner, "process", None)
+            if process is not None and process.poll() is None:
+                # shutdown_kernel(now=True) kills the process group too, but then polls
+                # for the end every 0.1 s; waiting on the process is a tenth of that.
+                run_sync(self.km.provisioner.kill)()
+                process.wait(timeout=START_TIMEOUT)
             if self.km.has_kernel:
                 run_sync(self.km.shutdown_kernel)(now=True)
         finally:
