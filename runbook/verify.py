@@ -20,7 +20,6 @@ combined with ``iam:SimulatePrincipalPolicy`` given the same context keys.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from .audit import AuditLog
 from .context import Context
 from .errors import StepError
 from .evaluate import ALLOW, Decision, Request, evaluate
-from .params import VerifyParams
+from .params import VerifyParams, partitions
 from .plan import Change, Outcome, Plan, Table, planner
 from .readiness import wait_for_key
 from .sinks import SharedCredentialsProfile
@@ -47,19 +46,12 @@ PASSED_TO = "ec2.amazonaws.com"
 KEY_OPERATIONS = {"ec2": frozenset({"RunInstances", "DescribeRegions"})}
 
 
-@functools.lru_cache(maxsize=1)
-def _partitions() -> list[dict[str, Any]]:
-    import botocore.loaders
-
-    return botocore.loaders.create_loader().load_data("endpoints")["partitions"]
-
-
 def partition_of(region: str) -> str | None:
     """The partition botocore puts ``region`` in (its region list, then its pattern)."""
-    for partition in _partitions():
+    for partition in partitions():
         if region in partition.get("regions", {}):
             return partition["partition"]
-    for partition in _partitions():
+    for partition in partitions():
         if re.fullmatch(partition["regionRegex"], region):
             return partition["partition"]
     return None
@@ -274,7 +266,7 @@ def plan_verify(ctx: Context, p: VerifyParams) -> VerifyPlan:
         EvaluatorJudge(effective_policies(iam, p.user_name)) if ctx.target.name == "sandbox"
         else SimulatorJudge(iam, user_arn))
 
-    role_arn = profile_arn = None
+    role_arn = None
     if p.instance_profile:
         try:
             profile = iam.get_instance_profile(InstanceProfileName=p.instance_profile)

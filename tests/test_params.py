@@ -56,6 +56,16 @@ def test_region__is_checked_against_botocores_region_data(value, says):
     assert says in message and "region=" in message
 
 
+def test_known_regions__are_the_ec2_regions_boto3_lists_in_every_partition():
+    import boto3
+
+    session = boto3.session.Session()
+    listed = {r for partition in session.get_available_partitions()
+              for r in session.get_available_regions("ec2", partition_name=partition)}
+    assert P.known_regions() == tuple(sorted(listed))
+    assert {"us-east-1", "cn-north-1", "us-gov-west-1"} <= listed
+
+
 def test_limit_region__uses_the_same_rule_as_region():
     assert "limit_region='us-west-9'" in refused(P.PolicyParams, limit_region="us-west-9")
     assert P.PolicyParams.from_values({"limit_region": "us-west-2"}).limit_region == "us-west-2"

@@ -89,7 +89,6 @@ def test_create_user__blocks__when_the_user_has_a_key_nobody_here_holds(names):
     ctx, _, _ = create_user(names)
     ctx.client("iam").create_access_key(UserName=names["user_name"])  # someone else's key
     SharedCredentialsProfile(names["credentials_file"], names["credentials_profile"]).remove()
-    before = len(ctx.audit.records)
     with pytest.raises(StepError):
         create_user(names)
     keys = ctx.client("iam").list_access_keys(UserName=names["user_name"])["AccessKeyMetadata"]
