@@ -45,12 +45,13 @@ class RunbookKernelSpecManager(KernelSpecManager):
 
     A user-wide ``python3`` kernelspec may point at another Python, without
     the runbook installed; a run must execute with the same installation as
-    the ``runbook`` command that started it.
+    the ``runbook`` command that started it. The kernel starts through
+    :func:`runbook.kernel.main` (ipykernel without its debugger).
     """
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         return KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+            argv=[sys.executable, "-m", "runbook.kernel", "-f", "{connection_file}",
                   # No history database: a headless run never reads it back.
                   "--HistoryManager.enabled=False",
                   # No Out[] cache: resetting it runs a full gc.collect() per section.

@@ -6,11 +6,15 @@ starts as it would in a fresh kernel: an empty user namespace, execution
 counts from 1, no widget of an earlier section alive, and the run's
 environment for this section. What stays is what makes the kernel warm: the
 imported modules.
+
+``python -m runbook.kernel -f CONNECTION_FILE`` starts the kernel itself:
+ipykernel's own launcher, less its debugger (see :func:`main`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 # Names a section may leave in os.environ that the next one must not see.
@@ -57,3 +61,25 @@ def _close_widgets() -> None:
     except ImportError:  # pragma: no cover
         return
     ipywidgets.Widget.close_all()
+
+
+def main() -> None:
+    """Start an IPython kernel without the debugger: ``ipykernel_launcher`` minus debugpy.
+
+    ipykernel imports debugpy at start (a twentieth of a second, on every
+    run's critical path) to offer JupyterLab's visual debugger; a headless
+    run never attaches one. Marked missing, debugpy is not imported and
+    ipykernel starts without its debugger, as it does wherever debugpy is
+    not installed.
+    """
+    sys.modules["debugpy"] = None  # type: ignore[assignment]
+    # As ipykernel_launcher does: the working directory does not shadow modules.
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
+
+
+if __name__ == "__main__":
+    main()

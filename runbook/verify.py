@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -305,13 +306,20 @@ def plan_verify(ctx: Context, p: VerifyParams) -> VerifyPlan:
                 "drop them from verify_regions, or enable them for the account",
                 code="InvalidParameterValue"))
         regions = [r for r in regions if r in p.verify_regions]
-    # One client per region, made here: creating clients is not thread-safe, using them is.
-    clients = {r: key_client("ec2", r) for r in regions}
-    resource = lambda r: f"arn:{partition}:ec2:{r}:{ctx.account_id}:instance/*"  # noqa: E731
+    # One client per region. Making a client from a shared session is not thread-safe
+    # (using one is), so the workers take turns to make theirs: one makes its client
+    # while the others wait for EC2's answer.
+    making = threading.Lock()
+
+    def check_region(region: str) -> RegionResult:
+        with making:
+            ec2 = key_client("ec2", region)
+        return dry_run_region(ec2, region, judge,
+                              f"arn:{partition}:ec2:{region}:{ctx.account_id}:instance/*")
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(regions) or 1)
                                                ) as pool:
-        results = list(pool.map(lambda r: dry_run_region(clients[r], r, judge, resource(r)),
-                                regions))
+        results = list(pool.map(check_region, regions))
     found["regions_allowed"] = sorted(r.region for r in results if r.allowed)
     found["regions_denied"] = sorted(r.region for r in results if not r.allowed)
     allowed = found["regions_allowed"]

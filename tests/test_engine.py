@@ -85,7 +85,7 @@ def test_kernel_spec__is_this_interpreter_whatever_the_machine_has_installed():
     import sys
 
     spec = engine.RunbookKernelSpecManager().get_kernel_spec("python3")
-    assert spec.argv[:3] == [sys.executable, "-m", "ipykernel_launcher"]
+    assert spec.argv[:3] == [sys.executable, "-m", "runbook.kernel"]
 
 
 def test_warm_kernel__shut_down_while_it_boots__raises_nothing_in_any_thread(tmp_path):
@@ -110,3 +110,11 @@ def test_warm_kernel__shut_down_while_it_boots__raises_nothing_in_any_thread(tmp
     assert errors == []
     assert [t.name for t in threading.enumerate() if t.name.startswith("Thread-")
             and not t.daemon] == []
+
+
+def test_warm_kernel__runs_without_the_debugger_a_headless_run_never_attaches(warm, tmp_path):
+    papermill = _import_papermill()
+    source = notebook(tmp_path / "a.ipynb",
+                      "import sys\nprint(sys.modules.get('debugpy'))")
+    run(papermill, warm, source, tmp_path / "a.out.ipynb", "a")
+    assert outputs(tmp_path / "a.out.ipynb")[0] == ["None\n"]
