@@ -23,10 +23,18 @@ class ParameterError(RunbookError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        lines = [f"{name}={value!r}: {rule}" for name, value, rule in self.problems]
+        lines = [f"{name}={_shown(value)}: {rule}" for name, value, rule in self.problems]
         if len(lines) == 1:
             return "bad parameter: " + lines[0]
         return "bad parameters:\n  " + "\n  ".join(lines)
+
+
+def _shown(value: object, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a message quotes a value, it need not hold it."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters in all)"
 
 
 class SandboxError(RunbookError):

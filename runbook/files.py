@@ -46,9 +46,10 @@ def atomic_write_text(path: Path | str, text: str, mode: int = 0o600) -> None:
     The temporary file is created with ``mode`` (never wider), fsynced, and
     renamed over ``path``; the directory is fsynced so the rename survives a
     power cut. Readers see the old content or the new, never a mix. Leftovers
-    of writers that died before their rename are removed first.
+    of writers that died before their rename are removed first. A symlink is
+    followed: the file it points to is replaced, and the link stays a link.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))
     remove_stale_temps(path)
     # The pid in the name lets a later writer tell a dead writer's leftover from a live one's.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",

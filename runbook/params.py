@@ -24,9 +24,10 @@ TARGETS = ("sandbox", "aws")
 _IAM_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]+")
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]+")
 _ROLE_ARN = re.compile(
-    r"arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>\d{12}):role"
+    r"arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>[0-9]{12}):role"
     r"(?P<path>/(?:[\x21-\x7e]+/)?)(?P<name>[A-Za-z0-9_+=,.@-]{1,64})"
 )
+_ROLE_PATH_MAX = 512  # IAM's limit on a path, slashes included
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,12 +53,33 @@ def known_regions() -> tuple[str, ...]:
     return tuple(sorted(regions))
 
 
+def partition_of(region: str) -> str | None:
+    """The partition botocore puts ``region`` in (its region list, then its pattern)."""
+    for partition in partitions():
+        if region in partition.get("regions", {}):
+            return partition["partition"]
+    for partition in partitions():
+        if re.fullmatch(partition["regionRegex"], region):
+            return partition["partition"]
+    return None
+
+
 # --- rules: each returns None when the value is fine, else the rule it broke ---
+
+def _not_a_string(value: Any, kind: str) -> str:
+    """The rule for a value that should have been a string (YAML turned it into something else)."""
+    rule = f"must be {kind} string, not {type(value).__name__}"
+    if isinstance(value, bool):
+        rule += " (YAML reads yes/no/on/off/true/false as booleans: quote the value)"
+    elif isinstance(value, (int, float)):
+        rule += " (YAML reads it as a number: quote the value)"
+    return rule
+
 
 def _iam_name(kind: str, limit: int) -> Callable[[Any], str | None]:
     def rule(value: Any) -> str | None:
         if not isinstance(value, str):
-            return f"must be a string ({kind}), not {type(value).__name__}"
+            return _not_a_string(value, kind)
         what = f"{kind} must be 1-{limit} characters of A-Z a-z 0-9 and _+=,.@-"
         if not value:
             return f"is empty; {what}"
@@ -84,7 +106,7 @@ def _target(value: Any) -> str | None:
 
 def _region(value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"must be a region name string, not {type(value).__name__}"
+        return _not_a_string(value, "a region name")
     if value != value.strip():
         return "has leading or trailing whitespace; write the region name alone, e.g. 'us-east-1'"
     if value not in known_regions():
@@ -116,30 +138,49 @@ def _bool(value: Any) -> str | None:
 
 def _profile_name(value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"must be a profile name string, not {type(value).__name__}"
+        return _not_a_string(value, "a profile name")
     what = "a credentials profile name is 1-64 characters of A-Z a-z 0-9 and _+=,.@-"
     if not value or len(value) > 64:
         return f"has {len(value)} characters; {what}"
     bad = next((c for c in value if not _PROFILE_NAME.fullmatch(c)), None)
     if bad is not None:
         return f"{bad!r} at position {value.index(bad)} is not allowed; {what}"
+    if value == "DEFAULT":
+        return ("is the section name the credentials file format keeps for values every "
+                "profile shares; choose another name (profile names are case-sensitive: "
+                "'default' is fine)")
     return None
 
 
 def _file_path(value: Any) -> str | None:
+    """A file the runbook may create or replace: its directory exists; it is none of a
+    directory, a device, a FIFO or a socket (followed through symlinks)."""
     if not isinstance(value, (str, os.PathLike)):
-        return f"must be a file path string, not {type(value).__name__}"
+        return _not_a_string(value, "a file path")
     text = os.fspath(value)
-    if not text.strip() or text != text.strip():
+    if not text:
+        return "is empty; name a file"
+    if text != text.strip():
         return "must be a file path without leading or trailing whitespace"
-    path = Path(text).expanduser()
-    if path.is_dir():
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return "contains a control character; name a file with a printable path"
+    if text.endswith("/"):
+        return "ends with '/', which names a directory; name a file"
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:
+        return "starts with '~user' for a user this machine does not know"
+    real = Path(os.path.realpath(path))
+    if real.is_dir():
         return "is a directory; name a file"
-    parent = path.parent
+    if real.exists() and not real.is_file():
+        return ("is not a regular file (a device, FIFO or socket); name a file the runbook "
+                "may replace")
+    parent = real.parent
     if not parent.exists():
-        return f"its directory {str(parent)!r} does not exist"
+        return f"its directory {str(path.parent)!r} does not exist"
     if not parent.is_dir():
-        return f"{str(parent)!r} is not a directory"
+        return f"{str(path.parent)!r} is not a directory"
     return None
 
 
@@ -147,7 +188,8 @@ def _csv_path(value: Any) -> str | None:
     problem = _file_path(value)
     if problem:
         return problem
-    if not os.fspath(value).lower().endswith(".csv"):
+    if not Path(os.fspath(value)).name.lower().endswith(".csv") or \
+            Path(os.fspath(value)).name.lower() == ".csv":
         return "must name a .csv file (the console's credentials download layout)"
     return None
 
@@ -156,14 +198,14 @@ def _account_id(value: Any) -> str | None:
     if isinstance(value, bool):
         return "must be a 12-digit AWS account ID string"
     if isinstance(value, int):
-        if len(str(value)) == 12:
+        if value >= 0 and len(str(value)) == 12:
             return None  # restored to a string by normalise()
-        return (f"arrived as the number {value} ({len(str(value))} digits); an account ID is "
-                "12 digits, and a YAML number drops leading zeros (or, starting with 0, "
-                "is read as octal): quote it in the params file, e.g. account_id: "
-                "\"012345678901\" (-p account_id 012345678901 keeps it a string)")
-    if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
-        return "must be exactly 12 digits (an AWS account ID), as a string"
+        return (f"arrived as the number {value} ({len(str(abs(value)))} digits); an account "
+                "ID is 12 digits, and a YAML number drops leading zeros: quote it in the "
+                "params file, e.g. account_id: \"012345678901\" (-p account_id 012345678901 "
+                "keeps it a string)")
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{12}", value):
+        return "must be exactly 12 digits 0-9 (an AWS account ID), as a string"
     return None
 
 
@@ -177,6 +219,9 @@ def parse_role_arn(value: str) -> dict[str, str]:
         raise ValueError("must name one role, no wildcards (* or ?) anywhere: arn:<partition>:"
                          "iam::<12-digit account>:role/[path/]<name>")
     match = _ROLE_ARN.fullmatch(value)
+    if match and len(match["path"]) > _ROLE_PATH_MAX:
+        raise ValueError(f"has a role path of {len(match['path'])} characters; IAM allows "
+                         f"at most {_ROLE_PATH_MAX}")
     if not match:
         raise ValueError(
             "must be an IAM role ARN: arn:<aws|aws-cn|aws-us-gov>:iam::<12-digit account>:"
@@ -187,7 +232,7 @@ def parse_role_arn(value: str) -> dict[str, str]:
 
 def _role_arn(value: Any) -> str | None:
     if not isinstance(value, str):
-        return f"must be a role ARN string, not {type(value).__name__}"
+        return _not_a_string(value, "a role ARN")
     try:
         parse_role_arn(value)
     except ValueError as err:
@@ -395,7 +440,9 @@ def normalise(name: str, value: Any) -> Any:
     if name == "account_id" and isinstance(value, int) and not isinstance(value, bool):
         return f"{value:012d}"
     if name in ("credentials_file", "csv_path") and value is not None:
-        return str(Path(os.fspath(value)).expanduser())
+        # Absolute here, where the value was given: a run's notebooks execute in
+        # notebooks/, where a relative path would name another file.
+        return os.path.abspath(Path(os.fspath(value)).expanduser())
     if name == "verify_regions" and isinstance(value, str):
         return value.split(",")
     if name == "verify_regions" and isinstance(value, tuple):
@@ -422,8 +469,37 @@ def cross_checks(values: dict[str, Any]) -> list[tuple[str, Any, str]]:
                              f"(found: {listed})"))
     csv_path = values.get("csv_path")
     cred_file = values.get("credentials_file")
-    if csv_path and cred_file and Path(csv_path).expanduser() == Path(cred_file).expanduser():
+    if csv_path and cred_file and _same_file(csv_path, cred_file):
         problems.append(("csv_path", csv_path, "must not be the same file as credentials_file"))
+    problems.extend(_partition_checks(values))
+    return problems
+
+
+def _same_file(a: Any, b: Any) -> bool:
+    real = lambda v: os.path.realpath(Path(os.fspath(v)).expanduser())  # noqa: E731
+    return real(a) == real(b)
+
+
+def _partition_checks(values: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """Regions that cannot work together: one account lives in one partition."""
+    region = values.get("region", "us-east-1")
+    home = partition_of(region)
+    problems = []
+    if values.get("target", "sandbox") == "sandbox" and home != "aws":
+        problems.append(("region", region, f"is in the {home!r} partition; the sandbox is an "
+                         "account in 'aws' (use e.g. us-east-1)"))
+        return problems
+    limit = values.get("limit_region")
+    if limit and partition_of(limit) != home:
+        problems.append(("limit_region", limit, f"is in the {partition_of(limit)!r} partition, "
+                         f"but region {region!r} is in {home!r}: the account lives in one "
+                         "partition, and EC2 would be allowed nowhere it can reach"))
+    chosen = normalise("verify_regions", values.get("verify_regions")) or []
+    others = [r for r in chosen if partition_of(r) != home]
+    if others:
+        problems.append(("verify_regions", values["verify_regions"],
+                         f"{', '.join(others)} not in the {home!r} partition of region "
+                         f"{region!r}; the account's regions are all in one partition"))
     return problems
 
 

@@ -39,10 +39,19 @@ def list_keys(iam: Any, user_name: str) -> list[dict]:
 
 def credential_sinks(ctx: Context, user_name: str, profile: str,
                      csv_path: str | None = None) -> list[CredentialSink]:
-    """The sinks the parameters name: the profile first, then the CSV if asked for."""
+    """The sinks the parameters name: the profile first, then the CSV if asked for.
+
+    Raises :class:`StepError` (before anything is changed) when ``csv_path``
+    names a file that is not a credentials CSV: the key must not replace it.
+    """
     sinks: list[CredentialSink] = [SharedCredentialsProfile(ctx.credentials_file(), profile)]
     if csv_path:
-        sinks.append(ConsoleCsv(csv_path, user_name, ctx.account_id))
+        csv_sink = ConsoleCsv(csv_path, user_name, ctx.account_id)
+        reason = csv_sink.foreign()
+        if reason:
+            raise StepError(reason, code="ForeignFile",
+                            fix="choose another csv_path, or move that file away")
+        sinks.append(csv_sink)
     return sinks
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -32,7 +31,7 @@ from .audit import AuditLog
 from .context import Context
 from .errors import StepError
 from .evaluate import ALLOW, Decision, Request, evaluate
-from .params import VerifyParams, partitions
+from .params import VerifyParams, partition_of
 from .plan import Change, Outcome, Plan, Table, planner
 from .readiness import wait_for_key
 from .sinks import SharedCredentialsProfile
@@ -45,17 +44,6 @@ PASSED_TO = "ec2.amazonaws.com"
 
 # What the service user's key is asked in this section, per service.
 KEY_OPERATIONS = {"ec2": frozenset({"RunInstances", "DescribeRegions"})}
-
-
-def partition_of(region: str) -> str | None:
-    """The partition botocore puts ``region`` in (its region list, then its pattern)."""
-    for partition in partitions():
-        if region in partition.get("regions", {}):
-            return partition["partition"]
-    for partition in partitions():
-        if re.fullmatch(partition["regionRegex"], region):
-            return partition["partition"]
-    return None
 
 
 def regions_in_partition(ec2: Any, partition: str) -> list[str]:

@@ -8,6 +8,8 @@ started (no state file), so nothing could have been called.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import figure
@@ -34,6 +36,14 @@ CASES = [
     ("profile-space", ["-p", "credentials_profile", "my profile"], "credentials_profile", "' '"),
     ("profile-brackets", ["-p", "credentials_profile", "[dockercloud]"], "credentials_profile",
      "'['"),
+    ("profile-DEFAULT", ["-p", "credentials_profile", "DEFAULT"], "credentials_profile",
+     "'default' is fine"),
+    ("region-cn-on-sandbox", ["-p", "region", "cn-north-1"], "region",
+     "the sandbox is an account in 'aws'"),
+    ("limit-region-other-partition", ["-p", "limit_region", "cn-north-1"], "limit_region",
+     "is in the 'aws-cn' partition, but region 'us-east-1' is in 'aws'"),
+    ("verify-regions-other-partition", ["-p", "verify_regions", "us-east-1,us-gov-west-1"],
+     "verify_regions", "us-gov-west-1 not in the 'aws' partition"),
     ("region-typo", ["-p", "region", "us-eats-1"], "region", "did you mean 'us-east-1'?"),
     ("region-trailing-space", ["-p", "region", "us-east-1 "], "region", "trailing whitespace"),
     ("region-leading-space", ["-p", "region", " us-east-1"], "region", "leading or trailing"),
@@ -57,8 +67,14 @@ CASES = [
     ("account-13-digits", ["-p", "account_id", "1234567890123"], "account_id",
      "exactly 12 digits"),
     ("account-letter", ["-p", "account_id", "01234567890a"], "account_id", "exactly 12 digits"),
-    ("account-yaml-octal", ["-f", "FILE:account_id: 012345670123\n"], "account_id",
-     "quote it in the params file"),
+    ("account-yaml-hex", ["-f", "FILE:account_id: 0x1CBE991A14\n"], "account_id",
+     "exactly 12 digits"),
+    ("account-yaml-negative", ["-f", "FILE:account_id: -12345678901\n"], "account_id",
+     "arrived as the number -12345678901"),
+    ("account-arabic-digits", ["-p", "account_id", "١٢٣٤٥٦٧٨٩٠١٢"], "account_id",
+     "exactly 12 digits 0-9"),
+    ("account-fullwidth-digits", ["-p", "account_id", "１２３４５６７８９０１２"], "account_id",
+     "exactly 12 digits 0-9"),
     ("account-yaml-11-digit-number", ["-f", "FILE:account_id: 12345678901\n"], "account_id",
      "drops leading zeros"),
     ("arn-user-not-role", ["-p", "pass_role_arn", "arn:aws:iam::123456789012:user/bob"],
@@ -70,6 +86,10 @@ CASES = [
      "no wildcards"),
     ("arn-with-region", ["-p", "pass_role_arn", "arn:aws:iam:us-east-1:123456789012:role/x"],
      "pass_role_arn", "must be an IAM role ARN"),
+    ("arn-fullwidth-account", ["-p", "pass_role_arn", "arn:aws:iam::１２３４５６７８９０１２:role/x"],
+     "pass_role_arn", "must be an IAM role ARN"),
+    ("arn-path-too-long", ["-p", "pass_role_arn", ARN + "p" * 600 + "/x"], "pass_role_arn",
+     "IAM allows at most 512"),
     ("arn-bare-name", ["-p", "pass_role_arn", "ecsInstanceRole"], "pass_role_arn",
      "must be an IAM role ARN"),
     ("arn-trailing-space", ["-p", "pass_role_arn", ARN + "x "], "pass_role_arn",
@@ -87,7 +107,21 @@ CASES = [
     ("credentials-file-is-dir", ["-p", "credentials_file", "DIR"], "credentials_file",
      "is a directory"),
     ("credentials-file-empty", ["-p", "credentials_file", ""], "credentials_file",
-     "without leading or trailing whitespace"),
+     "is empty; name a file"),
+    ("credentials-file-nul", ["-f", 'FILE:credentials_file: "/tmp/a\\0b"\n'], "credentials_file",
+     "contains a control character"),
+    ("credentials-file-fifo", ["-p", "credentials_file", "FIFO"], "credentials_file",
+     "is not a regular file (a device, FIFO or socket)"),
+    ("credentials-file-device", ["-p", "credentials_file", "/dev/null"], "credentials_file",
+     "is not a regular file"),
+    ("credentials-file-trailing-slash", ["-p", "credentials_file", "DIR/newdir/"],
+     "credentials_file", "ends with '/'"),
+    ("credentials-file-unknown-user", ["-p", "credentials_file", "~nosuchuser-xq/creds"],
+     "credentials_file", "'~user' for a user this machine does not know"),
+    ("csv-same-file-another-spelling", ["-p", "csv_path", "DIR/k.csv", "-p", "credentials_file",
+                                        "DIR/sub/../k.csv"], "csv_path",
+     "must not be the same file as credentials_file"),
+    ("csv-only-extension", ["-p", "csv_path", "DIR/.csv"], "csv_path", "must name a .csv file"),
     ("csv-not-csv", ["-p", "csv_path", "DIR/key.txt"], "csv_path", "must name a .csv file"),
     ("unknown-parameter", ["-p", "usr_name", "x"], "usr_name", "did you mean 'user_name'?"),
     ("yaml-missing", ["-f", "/nonexistent/params.yaml"], "-f", "cannot read the params file"),
@@ -100,8 +134,17 @@ CASES = [
     ("yaml-scalar-at-top", ["-f", "FILE:dockercloud-user\n"], "-f", "not a str"),
     ("yaml-unknown-key", ["-f", "FILE:usr_name: x\n"], "usr_name",
      "is not a parameter of this runbook"),
+    ("yaml-alias", ["-f", "FILE:a: &big [x, x]\nuser_name: *big\n"], "-f", "uses a YAML alias"),
+    ("yaml-duplicate-key", ["-f", "FILE:user_name: a\nuser_name: b\n"], "-f",
+     "'user_name' is given twice"),
+    ("yaml-too-large", ["-f", "FILE:#" + "x" * 70000 + "\n"], "-f", "is larger than 64 KiB"),
+    ("yaml-endless", ["-f", "/dev/zero"], "-f", "is larger than 64 KiB"),
+    ("yaml-bool-for-name", ["-f", "FILE:user_name: yes\n"], "user_name",
+     "booleans: quote the value"),
+    ("param-twice", ["-p", "user_name", "a", "-p", "user_name", "b"], "user_name",
+     "is given twice with -p"),
     ("yaml-number-key", ["-f", "FILE:1: x\n"], "-f", "parameter names must be strings"),
-    ("yaml-user-name-number", ["-f", "FILE:user_name: 123\n"], "user_name", "must be a string"),
+    ("yaml-user-name-number", ["-f", "FILE:user_name: 123\n"], "user_name", "string, not int (YAML reads it as a number: quote the value)"),
     ("yaml-dry-run-string", ["-f", "FILE:dry_run: 'yes'\n"], "dry_run", "must be true or false"),
     ("operator-policy-missing", ["sandbox", "start", "--operator-policy", "/nonexistent.json"],
      "--operator-policy", "cannot read the policy file"),
@@ -126,6 +169,9 @@ def _materialise(args: list[str], tmp_path) -> list[str]:
             path = tmp_path / f"input-{number}"
             path.write_bytes(arg[6:].encode("latin-1"))
             arg = str(path)
+        elif arg == "FIFO":
+            arg = str(tmp_path / "fifo")
+            os.mkfifo(arg)
         elif arg.startswith("DIR"):
             arg = str(tmp_path) + arg[3:]
         out.append(arg)
@@ -136,6 +182,7 @@ def _materialise(args: list[str], tmp_path) -> list[str]:
 def isolated(tmp_path, monkeypatch):
     """An empty runbook home and AWS config: nothing to find, nothing started."""
     home = tmp_path / "home"
+    (tmp_path / "sub").mkdir()
     monkeypatch.setenv("RUNBOOK_HOME", str(home))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
@@ -174,7 +221,7 @@ def test_bad_values__through_the_real_cli__send_the_running_sandbox_no_request(
     assert runbook_cli("sandbox", "start", home=fresh_home).returncode == 0
     log = fresh_home / "sandbox" / "moto.log"
     before = log.read_text()
-    picks = ["user-name-cjk", "account-yaml-octal", "arn-wildcard-path", "yaml-unknown-key",
+    picks = ["user-name-cjk", "account-yaml-hex", "arn-wildcard-path", "yaml-unknown-key",
              "aws-profile-missing"]
     env = {"AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials")}
@@ -188,3 +235,21 @@ def test_bad_values__through_the_real_cli__send_the_running_sandbox_no_request(
         assert "Traceback" not in result.stderr
         figure("bad inputs refused")
     assert log.read_text() == before  # moto logs every request it gets: it got none
+
+
+@pytest.mark.parametrize("text, value", [
+    ("account_id: 012345678901\n", "012345678901"),
+    ("account_id: 012345670123\n", "012345670123"),  # YAML 1.1 would read octal
+    ("account_id: 123456789012\n", 123456789012),     # a number; normalise() restores it
+    ("dry_run: yes\n", True),
+])
+def test_params_file__keeps_leading_zero_numbers_as_written(text, value, tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert list(cli.load_params_file(str(path)).values()) == [value]
+
+
+def test_bad_value__a_huge_one__is_quoted_cut_short_in_the_message(isolated, tmp_path, capsys):
+    assert cli.main(["run", "-p", "user_name", "x " * 100000, "--out", str(tmp_path / "r")]) == 2
+    stderr = capsys.readouterr().err
+    assert len(stderr) < 500 and "(200002 characters in all)" in stderr

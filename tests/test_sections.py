@@ -85,6 +85,18 @@ def test_create_user__with_csv_path__writes_the_console_layout_mode_0600(names, 
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
+def test_create_user__csv_path_naming_another_kind_of_file__is_refused_before_any_change(
+        names, tmp_path):
+    target = tmp_path / "report.csv"
+    target.write_text("month,cost\n2026-11,42\n")
+    with pytest.raises(StepError) as caught:
+        create_user(names, csv_path=str(target))
+    assert caught.value.code == "ForeignFile"
+    assert target.read_text() == "month,cost\n2026-11,42\n"
+    ctx = Context(P.CreateUserParams.from_values({}))
+    assert users.get_user(ctx.client("iam"), names["user_name"]) is None
+
+
 def test_create_user__blocks__when_the_user_has_a_key_nobody_here_holds(names):
     ctx, _, _ = create_user(names)
     ctx.client("iam").create_access_key(UserName=names["user_name"])  # someone else's key

@@ -63,7 +63,7 @@ def key_calls(ctx, names, operation):
 
 def moto_regions(ctx, partition="aws"):
     return sorted(r["RegionName"] for r in ctx.client("ec2").describe_regions()["Regions"]
-                  if verify.partition_of(r["RegionName"]) == partition)
+                  if P.partition_of(r["RegionName"]) == partition)
 
 
 def test_verify__standard_policy__allows_every_region_moto_lists_in_the_partition(names):
@@ -109,11 +109,12 @@ def test_verify__verify_regions__dry_runs_only_those_regions(names):
     assert sorted(r["region"] for r in runs) == ["eu-west-1", "us-west-2"]
 
 
-def test_verify__verify_regions_outside_the_partition__fails_the_check_with_the_fix(names):
-    link(names)
-    with pytest.raises(StepError) as caught:
-        verify_plan(names, verify_regions=["us-east-1", "cn-north-1"])[1].apply()
-    assert "cn-north-1" in str(caught.value) and "verify_regions" in str(caught.value)
+def test_verify__verify_regions_outside_the_partition__is_a_bad_parameter_before_any_call(names):
+    with pytest.raises(ParameterError) as caught:
+        P.VerifyParams.from_values({"verify_regions": ["us-east-1", "cn-north-1"]})
+    assert str(caught.value) == (
+        "bad parameter: verify_regions=['us-east-1', 'cn-north-1']: cn-north-1 not in the "
+        "'aws' partition of region 'us-east-1'; the account's regions are all in one partition")
 
 
 def test_verify__one_statement_variant_forced_through__leaves_list_instance_profiles_denied(
@@ -211,7 +212,7 @@ def test_verify_params__bad_instance_profile__names_parameter_value_and_rule():
     ("us-east-1", "aws"), ("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"),
     ("eu-west-9", "aws")])
 def test_partition_of__uses_botocore_regions_then_its_patterns(region, partition):
-    assert verify.partition_of(region) == partition
+    assert P.partition_of(region) == partition
 
 
 def test_simulator_judge__sends_the_context_entries_and_reads_the_decision():
