@@ -22,6 +22,7 @@ def plan_attach(ctx: Context, p: AttachParams) -> Plan:
     In a dry run a missing user or policy is expected (01 and 02 would make
     them); otherwise it blocks the plan with the section to run first.
     """
+    ctx.refuse_operator_as_service_user(p.user_name)
     iam = ctx.client("iam")
     arn = ctx.arn("iam", f"policy/{p.policy_name}")
     found: dict[str, Any] = {"user_name": p.user_name, "policy_arn": arn}

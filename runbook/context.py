@@ -81,6 +81,21 @@ class Context:
                 fix="use credentials for the intended account or correct account_id")
         return {"Account": found["Account"], "Arn": found["Arn"], "UserId": found["UserId"]}
 
+    def refuse_operator_as_service_user(self, user_name: str) -> None:
+        """Raise :class:`StepError` when ``user_name`` is the operator this context acts as.
+
+        A section that creates keys for, attaches to, rotates or deletes the
+        service user would otherwise do it to the operator itself (a typo away:
+        unlinking would delete the operator's own key mid-run).
+        """
+        arn = self.identity["Arn"]
+        kind, _, path_name = arn.split(":", 5)[-1].partition("/")
+        if kind == "user" and path_name.rsplit("/", 1)[-1] == user_name:
+            raise StepError(
+                f"user_name {user_name!r} is the operator this runbook acts as ({arn}); "
+                "nothing was changed", code="ServiceUserIsOperator",
+                fix="give the service user a name of its own (default dockercloud-user)")
+
     @property
     def account_id(self) -> str:
         return self.identity["Account"]

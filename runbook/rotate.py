@@ -66,6 +66,7 @@ def plan_rotate(ctx: Context, p: RotateParams) -> Plan:
     keys, and room for a second key; otherwise the plan is blocked with the
     fix. With a journal left by an interrupted rotation, the plan finishes it.
     """
+    ctx.refuse_operator_as_service_user(p.user_name)
     iam = ctx.client("iam")
     user = get_user(iam, p.user_name)
     sinks = credential_sinks(ctx, p.user_name, p.credentials_profile, p.csv_path)

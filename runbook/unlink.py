@@ -46,6 +46,7 @@ def plan_unlink(ctx: Context, p: UnlinkParams) -> Plan:
     The plan is a dry run unless ``p.confirm``; ``found["confirm"]`` says so.
     Raises nothing for missing things: what is already gone is ``unchanged``.
     """
+    ctx.refuse_operator_as_service_user(p.user_name)
     iam = ctx.client("iam")
     user = get_user(iam, p.user_name)
     policy_arn = ctx.arn("iam", f"policy/{p.policy_name}")

@@ -121,6 +121,7 @@ def plan_user(ctx: Context, p: CreateUserParams) -> Plan:
     a key is made in their place when the profile holds none). Any other key
     that no sink holds blocks the plan with the fix: AWS shows a secret once.
     """
+    ctx.refuse_operator_as_service_user(p.user_name)
     iam = ctx.client("iam")
     user = get_user(iam, p.user_name)
     sinks = credential_sinks(ctx, p.user_name, p.credentials_profile, p.csv_path)

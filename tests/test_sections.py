@@ -97,6 +97,19 @@ def test_create_user__csv_path_naming_another_kind_of_file__is_refused_before_an
     assert users.get_user(ctx.client("iam"), names["user_name"]) is None
 
 
+def test_create_user__named_as_the_operator__is_refused_before_any_change(names):
+    from runbook.sandbox import OPERATOR_USER
+
+    ctx = Context(P.CreateUserParams.from_values({}))
+    keys = ctx.client("iam").list_access_keys(UserName=OPERATOR_USER)["AccessKeyMetadata"]
+    with pytest.raises(StepError) as caught:
+        create_user(dict(names, user_name=OPERATOR_USER))
+    assert caught.value.code == "ServiceUserIsOperator"
+    assert "is the operator this runbook acts as" in str(caught.value)
+    assert ctx.client("iam").list_access_keys(
+        UserName=OPERATOR_USER)["AccessKeyMetadata"] == keys
+
+
 def test_create_user__blocks__when_the_user_has_a_key_nobody_here_holds(names):
     ctx, _, _ = create_user(names)
     ctx.client("iam").create_access_key(UserName=names["user_name"])  # someone else's key

@@ -290,3 +290,15 @@ def test_operator_with_only_the_readme_policies__rotates_then_unlinks(fresh_home
     records = audit.read(log)[start:]
     assert [r["operation"] for r in records if r["error_code"]] == []
     assert "DeleteUser" in mutating(ctx) and "DeletePolicy" in mutating(ctx)
+
+
+def test_unlink__of_the_operator_itself__is_refused_and_the_operator_keeps_working(names):
+    from runbook.errors import StepError
+    from runbook.sandbox import OPERATOR_USER
+
+    with pytest.raises(StepError) as caught:
+        unlink_now(dict(names, user_name=OPERATOR_USER), confirm=True)
+    assert caught.value.code == "ServiceUserIsOperator"
+    ctx = Context(P.UnlinkParams.from_values({}))
+    assert ctx.client("sts").get_caller_identity()["Arn"].endswith(f":user/{OPERATOR_USER}")
+    assert ctx.client("iam").list_access_keys(UserName=OPERATOR_USER)["AccessKeyMetadata"]
