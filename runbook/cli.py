@@ -1,15 +1,21 @@
 """``runbook``: run the sections headless, and manage the embedded sandbox.
 
 Exit codes: 0 done; 1 a step failed (the message names the section, the AWS
-error and the executed notebook); 2 bad parameters, refused before any AWS call.
+error and the executed notebook); 2 bad parameters, refused before any AWS call
+(and ``unlink`` without ``--confirm``, after showing its plan); 3 ``sandbox
+status`` found no sandbox; 130 interrupted (Ctrl-C or SIGTERM), after the run
+folder recorded how far the run got.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -162,16 +168,51 @@ def run_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def out_dir(value: str | None) -> Path | None:
+    """``--out`` as an absolute path (a run's notebooks execute elsewhere), checked.
+
+    Raises ParameterError when it, or the nearest part of it that exists, is
+    not a writable directory.
+    """
+    if value is None:
+        return None
+    path = Path(value).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ParameterError([("--out", value, f"{str(existing)!r} is not a directory")])
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ParameterError([("--out", value, f"{str(existing)!r} is not writable")])
+    return path
+
+
+def check_environment() -> None:
+    """RUNBOOK_HOME and RUNBOOK_NOTEBOOKS, when set, must name usable folders."""
+    problems = []
+    home = os.environ.get("RUNBOOK_HOME")
+    if home and Path(home).exists() and not Path(home).is_dir():
+        problems.append(("RUNBOOK_HOME", home, "is not a directory (the runbook's state goes "
+                                               "there); unset it or name a folder"))
+    notebooks = os.environ.get("RUNBOOK_NOTEBOOKS")
+    if notebooks and not Path(notebooks).is_dir():
+        problems.append(("RUNBOOK_NOTEBOOKS", notebooks, "is not a directory of the section "
+                                                         "notebooks; unset it"))
+    if problems:
+        raise ParameterError(problems)
+
+
 def _execute(args: argparse.Namespace, sections: list[str] | None = None,
              values: dict[str, Any] | None = None):
     from .run import execute
 
+    check_environment()
     values = run_values(args) if values is None else values
-    result = execute(values, sections=sections,
-                     out=Path(args.out) if args.out else None, progress=_eprint)
-    if result.status == "ok":
+    result = execute(values, sections=sections, out=out_dir(args.out), progress=_eprint)
+    if result.interrupted:
+        _eprint(f"run interrupted: {result.message}")
+        _eprint(f"run folder: {result.run_dir}")
+    elif result.status == "ok" and not _awaits_confirm(result, values):
         _eprint(f"run ok: {result.run_dir}")
-    else:
+    elif result.status != "ok":
         _eprint(f"run failed: {result.message}")
         _eprint(f"run folder: {result.run_dir}")
     return result
@@ -185,14 +226,21 @@ def _rotate(args: argparse.Namespace) -> int:
     return _execute(args, ["rotate_access_key"]).exit_code
 
 
+def _awaits_confirm(result: Any, values: dict[str, Any]) -> bool:
+    """True for an unlink that only planned because ``confirm`` was not given."""
+    section = result.sections[-1] if result.sections else {}
+    return (section.get("name") == "unlink" and result.status == "ok"
+            and section.get("outcome") == "planned" and section.get("confirm") is not True
+            and values.get("dry_run") is not True)
+
+
 def _unlink(args: argparse.Namespace) -> int:
     values = run_values(args)
     result = _execute(args, ["unlink"], values)
-    section = result.sections[-1] if result.sections else {}
-    if result.status == "ok" and section.get("outcome") == "planned" and \
-            section.get("confirm") is not True and values.get("dry_run") is not True:
+    if _awaits_confirm(result, values):
         # Deleting needs a yes said on purpose; the plan is shown, and the exit says "not done".
-        for line in section.get("planned", []):
+        _eprint(f"plan only (nothing deleted): {result.run_dir}")
+        for line in result.sections[-1].get("planned", []):
             _eprint(f"  would {line}")
         _eprint("error: bad parameter: confirm=False: unlink deletes the lines above; nothing "
                 "was deleted. Rerun with --confirm (or -p confirm true) to delete them")
@@ -247,7 +295,9 @@ def _run_options(command: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runbook", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="runbook", description="Run the AWS link runbook's sections headless, and manage "
+                                    "the embedded AWS sandbox.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the sections in order with papermill")
@@ -276,8 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    # SIGTERM (a CI cancel, `timeout`) ends a run as Ctrl-C does: recorded, then exit 130.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except ParameterError as err:
@@ -289,6 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _eprint("interrupted")
         return 130
+    except OSError as err:  # a folder or file the runbook needs: say which, no traceback
+        where = f": {err.filename}" if err.filename else ""
+        _eprint(f"error: {err.strerror or err}{where}")
+        return 1
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import sys
 from typing import Any
 
 # Names a section may leave in os.environ that the next one must not see.
-SECTION_ENV = ("RUNBOOK_SECTION", "RUNBOOK_RUN_DIR", "RUNBOOK_CALLER_IDENTITY", "RUNBOOK_HOME")
+SECTION_ENV = ("RUNBOOK_SECTION", "RUNBOOK_RUN_DIR", "RUNBOOK_CALLER_IDENTITY", "RUNBOOK_HOME",
+               "RUNBOOK_SANDBOX_ENDPOINT")
 
 
 def begin_section(environ: dict[str, str]) -> None:

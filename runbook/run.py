@@ -44,9 +44,13 @@ class RunResult:
     status: str
     sections: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+    interrupted: bool = False
 
     @property
     def exit_code(self) -> int:
+        """0 ok; 130 interrupted (SIGINT or SIGTERM), as a shell reports Ctrl-C; else 1."""
+        if self.interrupted:
+            return 130
         return 0 if self.status == "ok" else 1
 
 
@@ -202,10 +206,12 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     identity: dict[str, str] = {}
     ctx = None
     known: tuple[str, ...] = ()
+    interrupted = False
     try:
         try:
             if first.target == "sandbox":
                 state = sandbox.start()
+                base_env["RUNBOOK_SANDBOX_ENDPOINT"] = state["endpoint"]
                 say(f"sandbox: {state['endpoint']} (account {state['account_id']})")
             with _environ(RUNBOOK_RUN_DIR=str(run_dir), RUNBOOK_SECTION="run", RUNBOOK_HOME=home):
                 ctx = Context(first, section="run")
@@ -216,6 +222,10 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             status, message = "failed", f"operator check failed: {err}"
         except Exception as err:  # botocore: no credentials, AccessDenied, ...
             status, message = "failed", f"operator check failed: {type(err).__name__}: {err}"
+            if type(err).__name__ == "NoCredentialsError":
+                message += ("; give the operator credentials: --aws-profile NAME, AWS_PROFILE, "
+                            "the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY environment, or "
+                            "`aws configure` / `aws sso login`")
         if status == "ok":
             papermill = _import_papermill()
             try:
@@ -242,6 +252,11 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                     report_mode=False, execution_timeout=SECTION_TIMEOUT)
             except Exception as err:  # the notebook failed, or its kernel died
                 error = _section_error(section, err)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see cli.main)
+                interrupted = True
+                _quiet_abandoned_cell()
+                error = {"code": "Interrupted", "message": f"interrupted during {section}; "
+                         "rerun to finish the job (what was done is found and kept)"}
             found = outcome_in(executed) if executed is not None else read_outcome(notebook_out)
             record = found or {"name": section, "outcome": "failed"}
             record["seconds"] = round(time.monotonic() - clock, 2)
@@ -259,6 +274,9 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
                            f"{(err.get('code') or '') + ': ' if err.get('code') else ''}"
                            f"{err.get('message')}\nexecuted notebook: {notebook_out}")
                 break
+    except KeyboardInterrupt:  # between sections: starting the sandbox, checking the operator
+        interrupted = True
+        status, message = "failed", "interrupted before the next section began; rerun to finish"
     finally:
         kernel.shutdown()
         kernel.save_log(run_dir)  # only when the kernel printed something of its own
@@ -276,6 +294,7 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
         "parameters": {k: v for m in models.values() for k, v in m.as_dict().items()},
         "sections": results,
         "not_run": not_run(sections, results),
+        "interrupted": interrupted,
         "started": started.isoformat(timespec="seconds"),
     }
     findings = _finish(run_dir, summary, known)
@@ -286,7 +305,27 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
         _finish(run_dir, summary, known)
     else:
         _trust(run_dir)
-    return RunResult(run_dir, summary["status"], results, summary["message"])
+    return RunResult(run_dir, summary["status"], results, summary["message"], interrupted)
+
+
+def _quiet_abandoned_cell() -> None:
+    """Keep asyncio from printing the traceback of the cell an interrupt abandoned.
+
+    The interrupted cell's task ends with ``DeadKernelError`` when the kernel
+    is shut down, and nobody awaits it any more; asyncio would log that as
+    "Task exception was never retrieved" with a traceback, after the run's
+    own message. The run folder already says the section was interrupted.
+    """
+    import logging
+
+    from nbclient.exceptions import DeadKernelError
+
+    def abandoned(record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, DeadKernelError)
+                    and str(record.msg).startswith("Task exception was never retrieved"))
+
+    logging.getLogger("asyncio").addFilter(abandoned)
 
 
 def kernel_died(section: str) -> dict[str, Any]:

@@ -80,6 +80,38 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def log_file() -> Path:
+    return paths.sandbox_dir() / "moto.log"
+
+
+def _ours(pid: int) -> bool:
+    """True when ``pid`` is this home's moto server: a live ``moto.server`` writing to our log.
+
+    A pid in a stale state file may belong to any process by now; only ours
+    is ever signalled. Where there is no /proc, a live pid has to do.
+    """
+    if not _alive(pid):
+        return False
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self").exists():
+        return True
+    try:
+        command = (proc / "cmdline").read_bytes().split(b"\0")
+        output = os.readlink(proc / "fd" / "1")
+    except OSError:
+        return False
+    return b"moto.server" in command and \
+        output.removesuffix(" (deleted)") == os.path.realpath(log_file())
+
+
+def _strays() -> list[int]:
+    """This home's moto servers, whatever the state file says (e.g. one left by a Ctrl-C)."""
+    if not Path("/proc/self").exists():
+        return []
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and int(entry.name) != os.getpid() and _ours(int(entry.name))]
+
+
 def _responds(endpoint: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=timeout) as response:
@@ -88,13 +120,35 @@ def _responds(endpoint: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def read_state() -> dict[str, Any] | None:
-    """The running sandbox's state, or None when none is running."""
+_STATE_KEYS = ("endpoint", "pid", "account_id", "operator_arn", "operator_access_key_id",
+               "operator_secret_access_key")
+
+
+def _load_state() -> dict[str, Any] | None:
+    """The state file's content, None when there is none. Raises SandboxError when unreadable."""
     path = state_file()
     if not path.exists():
         return None
-    state = json.loads(path.read_text())
-    if not _alive(state["pid"]) or not _responds(state["endpoint"]):
+    try:
+        state = json.loads(path.read_text())
+        missing = [k for k in _STATE_KEYS if k not in state]
+    except (OSError, ValueError, TypeError) as err:
+        reason = f"{type(err).__name__}"
+    else:
+        if not missing and isinstance(state.get("pid"), int):
+            return state
+        reason = f"it lacks {', '.join(missing) or 'a numeric pid'}"
+    raise SandboxError(f"the sandbox state file {path} is unreadable ({reason}); "
+                       "`runbook sandbox stop` clears it and stops this home's moto server")
+
+
+def read_state() -> dict[str, Any] | None:
+    """The running sandbox's state, or None when none is running.
+
+    Raises :class:`SandboxError` when the state file is unreadable.
+    """
+    state = _load_state()
+    if state is None or not _ours(state["pid"]) or not _responds(state["endpoint"]):
         return None
     return state
 
@@ -124,6 +178,8 @@ def start(operator_policy: dict | None = None) -> dict[str, Any]:
                     f"a sandbox already runs at {state['endpoint']} with another operator "
                     "policy; stop it first (runbook sandbox stop), then start it with this one")
             return state
+        for pid in _strays():  # e.g. a server whose start was interrupted
+            _kill(pid)
         _clear_stale()
         return _launch(operator_policy or ADMIN_POLICY)
 
@@ -136,11 +192,9 @@ def _clear_stale() -> None:
 
 
 def _launch(operator_policy: dict) -> dict[str, Any]:
-    import boto3
-
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    log = open(paths.sandbox_dir() / "moto.log", "ab")
+    log = open(log_file(), "ab")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
     process = subprocess.Popen(
@@ -148,12 +202,23 @@ def _launch(operator_policy: dict) -> dict[str, Any]:
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env=env, start_new_session=True, close_fds=True,
     )
+    try:
+        return _bootstrap(process, endpoint, operator_policy)
+    except BaseException:
+        # Interrupted or failed half-way: a server no state file names would be lost.
+        _kill(process.pid)
+        raise
+
+
+def _bootstrap(process: subprocess.Popen, endpoint: str,
+               operator_policy: dict) -> dict[str, Any]:
+    """Wait for moto, make the operator, switch authorization on, write the state file."""
+    import boto3
+
     deadline = time.monotonic() + 60
     while not _responds(endpoint, timeout=1):
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SandboxError(
-                f"moto server did not start on {endpoint}; see {paths.sandbox_dir() / 'moto.log'}")
+            raise SandboxError(f"moto server did not start on {endpoint}; see {log_file()}")
         time.sleep(0.1)
 
     iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
@@ -186,24 +251,36 @@ def _launch(operator_policy: dict) -> dict[str, Any]:
     return state
 
 
+def _kill(pid: int) -> None:
+    """SIGTERM the server's process group, SIGKILL it after 10 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 def stop() -> bool:
-    """Stop the sandbox and forget its state. True when one was running."""
+    """Stop this home's sandbox and forget its state. True when one was running.
+
+    Signals only processes that are this home's moto server (see :func:`_ours`),
+    found through the state file or, when that is missing or unreadable, by
+    looking for them; a stale pid of some other process is left alone.
+    """
     with _lock():
-        path = state_file()
-        if not path.exists():
-            _clear_stale()
-            return False
-        state = json.loads(path.read_text())
-        pid = state["pid"]
-        was_running = _alive(pid)
-        if was_running:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+        pids = set(_strays())
+        try:
+            state = _load_state()
+        except SandboxError:
+            state = None
+        if state is not None and _ours(state["pid"]):
+            pids.add(state["pid"])
+        for pid in pids:
+            _kill(pid)
         _clear_stale()
-        return was_running
+        return bool(pids)

@@ -7,6 +7,7 @@ target ever builds a session without a fixed local endpoint.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import botocore.session
 from botocore.config import Config
 
 from . import sandbox
-from .errors import RunbookError
+from .errors import RunbookError, SandboxError
 from .secrets import Credentials
 
 # Standard mode, not legacy: it retries throttling (Throttling, RequestLimitExceeded, ...),
@@ -178,7 +179,19 @@ class SandboxTarget(Target):
     name = "sandbox"
 
     def __init__(self) -> None:
-        self.state = sandbox.start()
+        expected = os.environ.get("RUNBOOK_SANDBOX_ENDPOINT")
+        if expected:
+            # Inside a run: only the sandbox the run began with has what the earlier
+            # sections made; a new one would start empty (and forget their keys).
+            state = sandbox.read_state()
+            if state is None or state["endpoint"] != expected:
+                raise SandboxError(
+                    f"the sandbox this run began with ({expected}) is gone (stopped or died), "
+                    "and with it what the earlier sections made; rerun: `runbook run` starts "
+                    "a new sandbox and does every step again")
+            self.state = state
+        else:
+            self.state = sandbox.start()
 
     def endpoint_url(self) -> str:
         return self.state["endpoint"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -209,3 +211,34 @@ def test_run_with_an_instance_profile_the_user_may_not_pass__exits_1_with_the_fi
     verified = result.section("05_verify_link")
     assert verified["outcome"] == "failed" and verified["pass_role"] is False
     assert len(verified["regions_allowed"]) > 1 and result.run["status"] == "failed"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_run_interrupted_in_a_section__records_how_far_it_got_and_a_rerun_finishes(
+        signum, fresh_home, tmp_path, runbook_cli):
+    runs = tmp_path / "runs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", "--out", str(runs)],
+        env={**os.environ, "RUNBOOK_HOME": str(fresh_home)}, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith("[2/5]"):  # section 02 has begun; interrupt it in a cell
+            time.sleep(0.05)
+            process.send_signal(signum)
+            break
+    lines += process.stderr.read().splitlines(keepends=True)
+    assert process.wait(timeout=60) == 130, "".join(lines)
+    assert "Traceback" not in "".join(lines)
+    assert any(line.startswith("run interrupted: ") for line in lines), "".join(lines)
+    run_dir = next(runs.iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "failed" and run["interrupted"] is True
+    assert run["sections"][0]["outcome"] == "created"
+    assert run["sections"][-1]["outcome"] == "failed" or run["not_run"]
+    assert "05_verify_link" in run["not_run"]
+    assert scan_tree(run_dir, (secret_of(fresh_home).secret_access_key,)) == []
+
+    rerun = runbook_cli("run", home=fresh_home)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.section("01_create_user")["outcome"] == "unchanged"
