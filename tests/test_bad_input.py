@@ -253,3 +253,21 @@ def test_bad_value__a_huge_one__is_quoted_cut_short_in_the_message(isolated, tmp
     assert cli.main(["run", "-p", "user_name", "x " * 100000, "--out", str(tmp_path / "r")]) == 2
     stderr = capsys.readouterr().err
     assert len(stderr) < 500 and "(200002 characters in all)" in stderr
+
+
+@pytest.mark.parametrize("setup, says", [
+    (lambda tmp, mp: ["--out", str(tmp / "afile")], "--out="),
+    (lambda tmp, mp: mp.setenv("RUNBOOK_HOME", str(tmp / "afile")) or [], "RUNBOOK_HOME="),
+    (lambda tmp, mp: mp.setenv("RUNBOOK_NOTEBOOKS", str(tmp / "nowhere")) or [],
+     "RUNBOOK_NOTEBOOKS="),
+], ids=["out-is-a-file", "home-is-a-file", "notebooks-missing"])
+def test_unusable_folder__exits_2_naming_it_without_a_traceback(setup, says, isolated, tmp_path,
+                                                                monkeypatch, capsys):
+    figure("bad inputs tried")
+    (tmp_path / "afile").write_text("x")
+    argv = setup(tmp_path, monkeypatch)
+    assert cli.main(["run", *argv]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"error: bad parameter: {says}"), stderr
+    assert not (isolated / "sandbox" / "state.json").exists()
+    figure("bad inputs refused")
