@@ -308,20 +308,26 @@ class Common:
 class CreateUserParams(Common):
     section: ClassVar[str] = "01_create_user"
     user_name: str = param("dockercloud-user", _iam_name("an IAM user name", 64),
-                           "the service user (section 01 creates it)")
+                           "the service user: 01 creates it, 03 attaches the policy to it, "
+                           "04 and 05 check its key, unlink deletes it")
     credentials_profile: str = param("dockercloud", _profile_name,
-                                     "profile that receives the access key")
+                                     "the profile in the credentials file that holds the service "
+                                     "user's key")
     credentials_file: str | None = param(None, _optional(_file_path),
-                                         "shared-credentials file (default depends on target)")
+                                         "the shared-credentials file of that profile (default: "
+                                         "sandbox .runbook/sandbox/credentials, aws "
+                                         "~/.aws/credentials)")
     csv_path: str | None = param(None, _optional(_csv_path),
-                                 "also write the key as a console-style CSV here")
+                                 "a console-style CSV of the key too (01 and rotate write "
+                                 "it, unlink removes it)")
 
 
 @dataclass(frozen=True)
 class PolicyParams(Common):
     section: ClassVar[str] = "02_create_policy"
     policy_name: str = param("dockercloud-policy", _iam_name("an IAM policy name", 128),
-                             "the service user's managed policy (section 02 creates or updates it)")
+                             "the service user's managed policy: 02 creates or updates "
+                             "it, 03 attaches it, unlink deletes it")
     limit_region: str | None = param(None, _optional(_region),
                                      "allow EC2 only in this region")
     pass_role_arn: str | None = param(None, _optional(_role_arn),

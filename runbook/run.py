@@ -170,11 +170,40 @@ def _section_error(section: str, err: BaseException) -> dict[str, Any]:
     return {"code": type(err).__name__, "message": str(err)}
 
 
+@contextlib.contextmanager
+def _one_run_at_a_time(home: Path) -> Iterator[None]:
+    """Hold ``<home>/run.lock`` for a run; raise RunbookError if another run holds it.
+
+    Two runs on one home would plan against the same account and profile at
+    once (both could see no key and make one each). The lock goes with the
+    process, however it ends.
+    """
+    import fcntl
+
+    path = home / "run.lock"
+    with open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = handle.read().strip() or "another process"
+            raise RunbookError(f"another runbook run, rotate or unlink ({holder}) is using "
+                               f"{home}; wait for it to end, then rerun") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+
+
 def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             out: Path | None = None, progress: Callable[[str], None] | None = None) -> RunResult:
     """Run ``sections`` (default: all) with ``values`` and return the result.
 
-    Raises :class:`ParameterError` before anything starts when a value is bad.
+    Raises :class:`ParameterError` before anything starts when a value is bad,
+    and :class:`RunbookError` when another run uses the same runbook home.
     AWS failures do not raise: the result says ``failed``, names the section,
     the AWS error and the executed notebook.
 
@@ -182,19 +211,28 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     before the sandbox and the operator are checked so that both overlap.
     """
     sections = sections or list(SECTIONS)
-    say = progress or (lambda line: None)
-    home = str(paths.home())
+    home = paths.home()
     # The kernel boots (about a second of imports) while this process validates,
     # imports boto3 and papermill, finds the sandbox and checks the operator.
-    kernel = engine.WarmKernel(paths.notebooks_dir(), {**os.environ, "RUNBOOK_HOME": home})
+    kernel = engine.WarmKernel(paths.notebooks_dir(), {**os.environ, "RUNBOOK_HOME": str(home)})
     kernel.start(preload=PRELOAD)
-    try:
-        models = validate_run(values, sections)
-    except BaseException:
-        kernel.shutdown()
-        kernel.save_log(None)  # no run folder for bad parameters: nothing is kept
-        raise
+    with contextlib.ExitStack() as held:
+        try:
+            models = validate_run(values, sections)
+            held.enter_context(_one_run_at_a_time(home))
+        except BaseException:
+            kernel.shutdown()
+            kernel.save_log(None)  # refused before it began: no run folder, nothing kept
+            raise
+        return _execute(kernel, models, sections, out, progress or (lambda line: None))
+
+
+def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: list[str],
+             out: Path | None, say: Callable[[str], None]) -> RunResult:
+    """The run proper, on a started kernel, with validated parameters and the home's lock."""
     from .context import Context
+
+    home = str(paths.home())
 
     first = models[sections[0]]
     started = datetime.now(timezone.utc)
@@ -354,6 +392,9 @@ def _trust(run_dir: Path) -> None:
 def _finish(run_dir: Path, summary: dict[str, Any], known: tuple[str, ...]) -> list:
     """Write run.json with the hash of every other file; return the secret-scan findings."""
     summary["ended"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            os.chmod(path, 0o600)  # papermill writes the notebooks 0644; the folder is 0700
     summary["files"] = {str(p.relative_to(run_dir)): sha256(p)
                         for p in sorted(run_dir.rglob("*"))
                         if p.is_file() and p.name != "run.json"}

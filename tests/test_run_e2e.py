@@ -242,3 +242,17 @@ def test_run_interrupted_in_a_section__records_how_far_it_got_and_a_rerun_finish
     rerun = runbook_cli("run", home=fresh_home)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.section("01_create_user")["outcome"] == "unchanged"
+
+
+def test_second_run_on_the_same_home_while_one_runs__is_refused_and_changes_nothing(
+        fresh_home, tmp_path, runbook_cli):
+    import fcntl
+
+    (fresh_home / "run.lock").write_text("pid 4242")
+    with open(fresh_home / "run.lock", "r+") as held:  # as a run in progress holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = runbook_cli("run", home=fresh_home)
+    assert result.returncode == 1
+    assert "another runbook run, rotate or unlink (pid 4242) is using" in result.stderr
+    assert result.run_dir is None and not (fresh_home / "sandbox" / "state.json").exists()
+    assert runbook_cli("run", "--dry-run", home=fresh_home).returncode == 0  # lock released
