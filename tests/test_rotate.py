@@ -17,6 +17,8 @@ import sys
 
 import pytest
 
+from conftest import figure
+
 from runbook import audit, rotate, users
 from runbook import params as P
 from runbook.context import Context
@@ -168,6 +170,7 @@ CRASH_POINTS = {
 @pytest.mark.parametrize("point", list(CRASH_POINTS))
 def test_rotate__killed_at_each_point__a_rerun_finishes_and_the_old_key_outlives_the_proof(
         point, names, shared_home, tmp_path):
+    figure("crash points tried")
     old = link(names)
     crashed_dir = tmp_path / "crashed"
     crashed_dir.mkdir()
@@ -199,6 +202,7 @@ def test_rotate__killed_at_each_point__a_rerun_finishes_and_the_old_key_outlives
     if point == "after-create-access-key":
         assert mutations(ctx.records)[0] != ("DeleteAccessKey", mask_key_id(old))
         assert outcome.found["deleted_orphan_key"] != mask_key_id(old)
+    figure("crash points recovered")
 
 
 def test_rotate__journal__holds_key_ids_only_and_is_private(names, shared_home, tmp_path):
@@ -219,6 +223,7 @@ def test_rotate__journal__holds_key_ids_only_and_is_private(names, shared_home, 
 @pytest.mark.e2e
 def test_runbook_rotate__killed_after_the_new_key_is_saved__a_rerun_finishes(
         fresh_home, runbook_cli):
+    figure("crash points tried")
     assert runbook_cli("run", home=fresh_home).returncode == 0
     profile = SharedCredentialsProfile(fresh_home / "sandbox" / "credentials", "dockercloud")
     old = profile.read().access_key_id
@@ -240,6 +245,7 @@ def test_runbook_rotate__killed_after_the_new_key_is_saved__a_rerun_finishes(
     secret = profile.read().secret_access_key
     assert scan_tree(result.run_dir, (secret,)) == []
     assert secret not in result.stdout + result.stderr + crashed.stdout + crashed.stderr
+    figure("crash points recovered")
 
 
 @pytest.mark.e2e

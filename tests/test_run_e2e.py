@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import figure
 from runbook import audit
 from runbook.secrets import scan_tree
 from runbook.sinks import SharedCredentialsProfile
@@ -216,6 +217,7 @@ def test_run_with_an_instance_profile_the_user_may_not_pass__exits_1_with_the_fi
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_run_interrupted_in_a_section__records_how_far_it_got_and_a_rerun_finishes(
         signum, fresh_home, tmp_path, runbook_cli):
+    figure("crash points tried")
     runs = tmp_path / "runs"
     process = subprocess.Popen(
         [sys.executable, "-m", "runbook", "run", "--out", str(runs)],
@@ -242,6 +244,7 @@ def test_run_interrupted_in_a_section__records_how_far_it_got_and_a_rerun_finish
     rerun = runbook_cli("run", home=fresh_home)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.section("01_create_user")["outcome"] == "unchanged"
+    figure("crash points recovered")
 
 
 def test_second_run_on_the_same_home_while_one_runs__is_refused_and_changes_nothing(
