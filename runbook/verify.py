@@ -43,7 +43,7 @@ PASSED_TO = "ec2.amazonaws.com"
 
 
 # What the service user's key is asked in this section, per service.
-KEY_OPERATIONS = {"ec2": frozenset({"RunInstances", "DescribeRegions"})}
+KEY_OPERATIONS = {"ec2": frozenset({"RunInstances"})}
 
 
 def regions_in_partition(ec2: Any, partition: str) -> list[str]:

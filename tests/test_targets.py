@@ -41,3 +41,12 @@ def test_operations_session__keeps_a_services_modelled_exceptions():
     iam = session.client("iam")
     assert iam.exceptions.NoSuchEntityException.__name__ == "NoSuchEntityException"
     assert iam.exceptions.EntityAlreadyExistsException  # not reached by GetUser, still kept
+
+
+def test_operator_sessions_ec2_operations__are_exactly_what_the_operator_policy_grants_of_ec2():
+    from runbook import operator
+
+    granted = {action.split(":", 1)[1]
+               for statement in operator.operator_policy()["Statement"]
+               for action in statement["Action"] if action.startswith("ec2:")}
+    assert granted == set(targets.OPERATOR_OPERATIONS["ec2"])
