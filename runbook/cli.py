@@ -250,7 +250,13 @@ def _unlink(args: argparse.Namespace) -> int:
 
 def _sandbox(args: argparse.Namespace) -> int:
     if args.action == "start":
+        from .evaluate import statements
+
         policy = load_operator_policy(args.operator_policy) if args.operator_policy else None
+        if policy and any(statement.get("Resource", "*") not in ("*", ["*"])
+                          for statement in statements(policy)):
+            _eprint('note: the sandbox (moto) checks IAM permissions against Resource "*" '
+                    "only; statements scoped to other resources will allow nothing there")
         state = sandbox.start(operator_policy=policy)
         print(state["endpoint"])
         return 0

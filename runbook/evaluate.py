@@ -157,7 +157,8 @@ def condition_matches(operator: str, key: str, values: Any, context: dict[str, A
     return not matched if negated else matched
 
 
-def _statements(document: Any) -> list[dict[str, Any]]:
+def statements(document: Any) -> list[dict[str, Any]]:
+    """The statements of a policy document (a dict, or its JSON), as a list."""
     if isinstance(document, str):
         document = json.loads(document)
     statements = document.get("Statement", [])
@@ -202,7 +203,7 @@ def evaluate(policies: dict[str, Any], request: Request) -> Decision:
     """
     allows, denies, misses = [], [], []
     for name, document in policies.items():
-        for number, statement in enumerate(_statements(document), 1):
+        for number, statement in enumerate(statements(document), 1):
             label = f"{name}#{statement.get('Sid') or number}"
             ok, why = statement_matches(statement, request)
             if ok:

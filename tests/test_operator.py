@@ -82,3 +82,70 @@ def test_sandbox_start__with_another_operator_policy_while_one_runs__refuses(fre
     refused = runbook_cli("sandbox", "start", "--operator-policy", str(path), home=fresh_home)
     assert refused.returncode == 1
     assert "a sandbox already runs" in refused.stderr and "runbook sandbox stop" in refused.stderr
+
+
+def _operator_request(record: dict, account: str):
+    """The IAM request an audited operator call makes: action, resource ARN, condition keys.
+
+    moto checks the operator's permissions against ``Resource: "*"`` only, so
+    the README's resource-scoped policies are checked here, with the
+    runbook's own IAM evaluator, against what each call really names.
+    """
+    from runbook.evaluate import Request
+
+    params = record["params"]
+    iam = f"arn:aws:iam::{account}"
+    action = f"{record['service']}:{record['operation']}"
+    context = {}
+    if record["operation"] in ("AttachUserPolicy", "DetachUserPolicy"):
+        context["iam:PolicyARN"] = params["PolicyArn"]
+    if record["operation"] in ("RemoveUserFromGroup", "AddUserToGroup"):
+        resource = f"{iam}:group/{params['GroupName']}"
+    elif "SerialNumber" in params and record["operation"] == "DeleteVirtualMFADevice":
+        resource = params["SerialNumber"]
+    elif "UserName" in params:
+        resource = f"{iam}:user/{params['UserName']}"
+    elif "PolicyArn" in params:
+        resource = params["PolicyArn"]
+    elif record["operation"] == "CreatePolicy":
+        resource = f"{iam}:policy{params.get('Path', '/')}{params['PolicyName']}"
+    elif "InstanceProfileName" in params:
+        resource = f"{iam}:instance-profile/{params['InstanceProfileName']}"
+    elif "PolicySourceArn" in params:
+        resource = params["PolicySourceArn"]
+    else:
+        resource = "*"
+    return Request(action, resource, context)
+
+
+def _operator_calls(result) -> list[dict]:
+    # GetCallerIdentity needs no permission; the service user's own calls are not the operator's.
+    return [r for r in result.audit if r["caller_arn"].endswith(":user/runbook-operator")
+            and r["operation"] != "GetCallerIdentity"]
+
+
+def test_readme_operator_policies__allow_every_call_of_a_link_rotate_and_unlink__as_scoped(
+        fresh_home, runbook_cli):
+    from runbook.evaluate import Request, evaluate
+    from runbook.operator import rotate_operator_policy, unlink_operator_policy
+
+    jobs = [("run", operator_policy()), ("rotate", rotate_operator_policy()),
+            ("unlink", unlink_operator_policy())]
+    for command, policy in jobs:
+        result = runbook_cli(command, *(["--confirm"] if command == "unlink" else []),
+                             "-p", "account_id", "123456789012", home=fresh_home)
+        assert result.returncode == 0, result.stderr
+        calls = _operator_calls(result)
+        assert calls, command
+        for record in calls:
+            request = _operator_request(record, "123456789012")
+            decision = evaluate({"operator": policy}, request)
+            assert decision.allowed, (command, request, decision.reason)
+    # ... and no more than the service user and its policy: the scoping bites.
+    link = operator_policy()
+    other_user = Request("iam:CreateAccessKey", "arn:aws:iam::123456789012:user/admin")
+    other_policy = Request("iam:AttachUserPolicy",
+                           "arn:aws:iam::123456789012:user/dockercloud-user",
+                           {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"})
+    assert not evaluate({"operator": link}, other_user).allowed
+    assert not evaluate({"operator": link}, other_policy).allowed
