@@ -161,8 +161,8 @@ def statements(document: Any) -> list[dict[str, Any]]:
     """The statements of a policy document (a dict, or its JSON), as a list."""
     if isinstance(document, str):
         document = json.loads(document)
-    statements = document.get("Statement", [])
-    return [statements] if isinstance(statements, dict) else list(statements)
+    found = document.get("Statement", [])
+    return [found] if isinstance(found, dict) else list(found)
 
 
 def statement_matches(statement: dict[str, Any], request: Request) -> tuple[bool, str]:
