@@ -146,11 +146,25 @@ def parse_cli_value(name: str, raw: str) -> Any:
     return raw
 
 
-def run_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The parameters of a ``run``/``rotate``/``unlink`` command line: -f, then -p, then flags."""
+def run_values(args: argparse.Namespace, sections: list[str] | None = None) -> dict[str, Any]:
+    """The parameters of a ``run``/``rotate``/``unlink`` command line: -f, then -p, then flags.
+
+    One params file can serve the link, the rotation and the unlink: names in
+    it that another of these commands takes are left out here, with a note.
+    A name no command takes, or one given with ``-p`` that this command does
+    not take, is refused when the run validates.
+    """
+    from .run import SECTIONS
+
     values: dict[str, Any] = {}
     if args.file:
-        values.update(load_params_file(args.file))
+        known = P.names_of(sections or SECTIONS)
+        loaded = load_params_file(args.file)
+        others = sorted(n for n in loaded if n not in known and n in P.ALL_NAMES)
+        if others:
+            _eprint(f"note: {args.file}: {', '.join(others)} not used by "
+                    f"`runbook {args.command}`; left out")
+        values.update({k: v for k, v in loaded.items() if k not in others})
     given: set[str] = set()
     for name, raw in args.param or []:
         if name in given:
@@ -205,7 +219,7 @@ def _execute(args: argparse.Namespace, sections: list[str] | None = None,
     from .run import execute
 
     check_environment()
-    values = run_values(args) if values is None else values
+    values = run_values(args, sections) if values is None else values
     result = execute(values, sections=sections, out=out_dir(args.out), progress=_eprint)
     if result.interrupted:
         _eprint(f"run interrupted: {result.message}")
@@ -235,7 +249,7 @@ def _awaits_confirm(result: Any, values: dict[str, Any]) -> bool:
 
 
 def _unlink(args: argparse.Namespace) -> int:
-    values = run_values(args)
+    values = run_values(args, ["unlink"])
     result = _execute(args, ["unlink"], values)
     if _awaits_confirm(result, values):
         # Deleting needs a yes said on purpose; the plan is shown, and the exit says "not done".

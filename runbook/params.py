@@ -437,9 +437,19 @@ def check(name: str, value: Any) -> str | None:
 
 
 def unknown_rule(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """Why ``name`` is refused where only ``known`` are taken: another command's, or a typo."""
+    owners = [section for section, model in SECTION_MODELS.items() if name in model.names()]
+    if owners:
+        return (f"is not used here, only by {', '.join(owners)} (this command takes: "
+                f"{', '.join(sorted(known))})")
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"is not a parameter of this runbook{hint} (known: {', '.join(sorted(known))})"
+
+
+def names_of(sections: list[str]) -> tuple[str, ...]:
+    """The parameters ``sections`` take, each once, in order."""
+    return tuple(dict.fromkeys(n for s in sections for n in SECTION_MODELS[s].names()))
 
 
 def normalise(name: str, value: Any) -> Any:
@@ -515,7 +525,7 @@ def validate_run(values: dict[str, Any], sections: list[str]) -> dict[str, Commo
     Returns the validated model per section. Raises :class:`ParameterError`
     listing every problem, unknown names included.
     """
-    known = tuple(dict.fromkeys(n for s in sections for n in SECTION_MODELS[s].names()))
+    known = names_of(sections)
     problems = [(n, v, unknown_rule(n, known)) for n, v in values.items() if n not in known]
     models: dict[str, Common] = {}
     seen: set[str] = set()

@@ -124,6 +124,8 @@ CASES = [
     ("csv-only-extension", ["-p", "csv_path", "DIR/.csv"], "csv_path", "must name a .csv file"),
     ("csv-not-csv", ["-p", "csv_path", "DIR/key.txt"], "csv_path", "must name a .csv file"),
     ("unknown-parameter", ["-p", "usr_name", "x"], "usr_name", "did you mean 'user_name'?"),
+    ("another-commands-parameter", ["-p", "confirm", "true"], "confirm",
+     "is not used here, only by unlink"),
     ("yaml-missing", ["-f", "/nonexistent/params.yaml"], "-f", "cannot read the params file"),
     ("yaml-is-dir", ["-f", "DIR"], "-f", "cannot read the params file"),
     ("yaml-not-utf8", ["-f", "BYTES:\xff\xfe user_name: x"], "-f",
@@ -271,3 +273,15 @@ def test_unusable_folder__exits_2_naming_it_without_a_traceback(setup, says, iso
     assert stderr.startswith(f"error: bad parameter: {says}"), stderr
     assert not (isolated / "sandbox" / "state.json").exists()
     figure("bad inputs refused")
+
+
+def test_params_file_of_the_link__serves_rotate_too__its_other_names_left_out_with_a_note(
+        isolated, tmp_path, capsys):
+    path = tmp_path / "params.yaml"
+    path.write_text("user_name: 'bad name'\nlimit_region: us-west-2\npolicy_name: p\n")
+    assert cli.main(["rotate", "-f", str(path), "--out", str(tmp_path / "runs")]) == 2
+    stderr = capsys.readouterr().err
+    assert f"note: {path}: limit_region, policy_name not used by `runbook rotate`; left out" \
+        in stderr
+    assert "error: bad parameter: user_name='bad name'" in stderr
+    assert "limit_region=" not in stderr.split("error:")[1]
