@@ -277,7 +277,10 @@ def _sandbox(args: argparse.Namespace) -> int:
     if args.action == "status":
         found = sandbox.status()
         if found is None:
-            _eprint("no sandbox is running")
+            strays = sandbox.strays()
+            _eprint("no sandbox is running" + (
+                f" (a moto server of this home, pid {strays[0]}, runs without its state: "
+                "`runbook sandbox stop` stops it)" if strays else ""))
             return 3
         print(found["endpoint"] if args.url else json.dumps(found, indent=2))
         return 0
@@ -311,7 +314,7 @@ def _run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--aws-profile", help="AWS profile of the operator (target aws)")
     command.add_argument("--dry-run", action="store_true",
                          help="plan every section, apply nothing")
-    command.add_argument("--out", help="folder to put the run folder in (default: runs/)")
+    command.add_argument("--out", help="folder to put the run folder in (default: runs/ of the checkout)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -311,6 +311,8 @@ def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: lis
                 message = (f"section {section} failed: "
                            f"{(err.get('code') or '') + ': ' if err.get('code') else ''}"
                            f"{err.get('message')}\nexecuted notebook: {notebook_out}")
+                if interrupted:
+                    message = f"{err['message']}\nexecuted notebook: {notebook_out}"
                 break
     except KeyboardInterrupt:  # between sections: starting the sandbox, checking the operator
         interrupted = True

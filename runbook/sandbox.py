@@ -104,7 +104,7 @@ def _ours(pid: int) -> bool:
         output.removesuffix(" (deleted)") == os.path.realpath(log_file())
 
 
-def _strays() -> list[int]:
+def strays() -> list[int]:
     """This home's moto servers, whatever the state file says (e.g. one left by a Ctrl-C)."""
     if not Path("/proc/self").exists():
         return []
@@ -178,7 +178,7 @@ def start(operator_policy: dict | None = None) -> dict[str, Any]:
                     f"a sandbox already runs at {state['endpoint']} with another operator "
                     "policy; stop it first (runbook sandbox stop), then start it with this one")
             return state
-        for pid in _strays():  # e.g. a server whose start was interrupted
+        for pid in strays():  # e.g. a server whose start was interrupted
             _kill(pid)
         _clear_stale()
         return _launch(operator_policy or ADMIN_POLICY)
@@ -273,7 +273,7 @@ def stop() -> bool:
     looking for them; a stale pid of some other process is left alone.
     """
     with _lock():
-        pids = set(_strays())
+        pids = set(strays())
         try:
             state = _load_state()
         except SandboxError:

@@ -79,19 +79,19 @@ def test_start__interrupted_while_the_server_boots__leaves_no_server_behind(home
     with pytest.raises(KeyboardInterrupt):
         sandbox.start()
     assert started and not sandbox._alive(started[0])
-    assert sandbox._strays() == []
+    assert sandbox.strays() == []
 
 
 def test_start__finds_and_stops_a_server_whose_state_was_lost_before_starting_anew(home):
     first = sandbox.start()["pid"]
     (home / "sandbox" / "state.json").unlink()  # as a Ctrl-C before the state was written
-    assert sandbox._strays() == [first]
+    assert sandbox.strays() == [first]
     second = sandbox.start()["pid"]
     deadline = time.monotonic() + 5
     while sandbox._alive(first) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert second != first and not sandbox._alive(first)
-    assert sandbox._strays() == [second]
+    assert sandbox.strays() == [second]
     os.killpg(second, signal.SIGTERM)  # fresh_home's teardown would too; be quick about it
 
 
