@@ -29,6 +29,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -140,9 +141,36 @@ def _run_parliament(number: int, statement_json: str) -> list[PolicyFinding]:
                                        f"condition key {key} does not apply to {action}", fix))
         elif f.issue in ("MISMATCHED_TYPE", "MISMATCHED_TYPE_BUT_USABLE",
                          "MISMATCHED_TYPE_OPERATION_TO_NULL", "BAD_PATTERN_FOR_MFA"):
-            found.append(PolicyFinding("warning", where, f"{f.title}: {detail}".rstrip(": "),
-                                       "use the operator that matches the key's type"))
+            what = ": ".join(part for part in (f.title, detail) if part) or f.issue
+            found.append(PolicyFinding("warning", where, what, _type_fix(detail)))
     return found
+
+
+# Condition operators by the type of value they compare (parliament's type names).
+_OPERATORS_BY_TYPE = {
+    "String": "StringEquals or StringLike", "Arn": "ArnEquals or ArnLike",
+    "Date": "DateLessThan or DateGreaterThan", "Number": "NumericEquals or NumericLessThan",
+    "Bool": "Bool", "Ip": "IpAddress",
+}
+_VALUE_EXAMPLES = {"Date": "an ISO 8601 time such as 2026-12-31T23:59:59Z",
+                   "Bool": '"true" or "false"', "Number": "a number such as 3600",
+                   "Ip": "a CIDR block such as 203.0.113.0/24"}
+
+
+def _type_fix(detail: str) -> str:
+    """The fix for parliament's "Type mismatch: X requires a value of type T but given G"."""
+    match = re.match(r"Type mismatch: (\S+) requires a value of type (\w+) but given (.+)$",
+                     detail)
+    if not match:
+        return "use the condition operator that matches the key's type"
+    subject, wanted, given = match.groups()
+    if ":" in subject:  # a condition key given a value of the wrong form
+        example = _VALUE_EXAMPLES.get(wanted, f"a {wanted} value")
+        return f"give {subject} {example}, with a {wanted} operator " \
+               f"({_OPERATORS_BY_TYPE.get(wanted, wanted)})"
+    # an operator of one type on a key of another: the key's type decides
+    return (f"{subject} compares {wanted} values but the key is of type {given}: use "
+            f"{_OPERATORS_BY_TYPE.get(given, given + ' operators')}")
 
 
 def _own_findings(number: int, statement: dict[str, Any]) -> list[PolicyFinding]:

@@ -76,6 +76,25 @@ def test_validate_document__requested_region__has_no_finding():
                                       "aws:RequestedRegion": "us-west-2"}}})) == []
 
 
+@pytest.mark.parametrize("condition, what, fix", [
+    ({"StringEquals": {"aws:CurrentTime": "2020"}},
+     "Type mismatch: aws:CurrentTime requires a value of type Date but given ['2020']",
+     "give aws:CurrentTime an ISO 8601 time such as 2026-12-31T23:59:59Z, with a Date "
+     "operator (DateLessThan or DateGreaterThan)"),
+    ({"DateLessThan": {"ec2:Region": "2026-01-01T00:00:00Z"}},
+     "Type mismatch: DateLessThan requires a value of type Date but given String",
+     "DateLessThan compares Date values but the key is of type String: use StringEquals or "
+     "StringLike"),
+])
+def test_validate_document__a_value_or_operator_of_the_wrong_type__is_a_warning_naming_the_fix(
+        condition, what, fix):
+    document = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "*",
+        "Condition": condition}]}
+    warnings = [f for f in validate_document(document) if f.severity == "warning"]
+    assert [(f.what, f.fix) for f in warnings] == [(what, fix)]
+
+
 def test_validate_document__errors_come_first_then_warnings_then_information():
     findings = validate_document(doc(
         {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"},
