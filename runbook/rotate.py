@@ -24,7 +24,8 @@ from .files import atomic_write_text
 from .params import RotateParams
 from .plan import Change, Plan, planner
 from .secrets import mask_key_id
-from .users import MAX_KEYS, _create_key, credential_sinks, get_user, list_keys
+from .users import (MAX_KEYS, KeyJournal, _create_key, _delete_key, credential_sinks,
+                    get_user, list_keys, settle_key_journal)
 
 # A key made in the second before the journal was written still belongs to this rotation.
 _CLOCK_SKEW = timedelta(seconds=5)
@@ -39,14 +40,37 @@ class RotationJournal:
         self.path = folder / f"rotate-{account_id}-{user_name}.json"
 
     def read(self) -> dict[str, Any] | None:
-        """The journal's entries, or None when no rotation is in progress."""
+        """The journal's entries, or None when no rotation is in progress.
+
+        Raises :class:`StepError` naming the file when it is not a journal.
+        """
         if not self.path.exists():
             return None
-        return json.loads(self.path.read_text())
+        try:
+            entries = json.loads(self.path.read_text())
+            if isinstance(entries, dict) and isinstance(entries.get("old_key_id"), str) \
+                    and isinstance(entries.get("started_at"), str):
+                datetime.fromisoformat(entries["started_at"])
+                return entries
+        except (OSError, ValueError):
+            pass
+        raise StepError(f"the rotation journal {self.path} is unreadable",
+                        code="BadJournal", fix="if no rotation is in progress, delete the file "
+                        "and rerun; it holds key IDs only")
 
-    def begin(self, old_key_id: str) -> None:
+    def stale(self, entries: dict[str, Any], user: dict[str, Any], keys: set[str]) -> bool:
+        """True when the journal is of another rotation than this user can finish.
+
+        The user was deleted and made again (another UserId), or neither the old
+        key nor the new one exists any more (e.g. the link was undone since).
+        """
+        if entries.get("user_id") not in (None, user.get("UserId")):
+            return True
+        return entries["old_key_id"] not in keys and entries.get("new_key_id") not in keys
+
+    def begin(self, old_key_id: str, user_id: str) -> None:
         atomic_write_text(self.path, json.dumps({
-            "old_key_id": old_key_id, "new_key_id": None,
+            "old_key_id": old_key_id, "new_key_id": None, "user_id": user_id,
             "started_at": datetime.now(timezone.utc).isoformat()}))
 
     def record_new(self, new_key_id: str) -> None:
@@ -81,9 +105,25 @@ def plan_rotate(ctx: Context, p: RotateParams) -> Plan:
     keys = {k["AccessKeyId"]: k for k in list_keys(iam, p.user_name)}
     held = profile.read()
     held_id = held.access_key_id if held else None
+    changes: list[Change] = []
+    # A key whose creation was interrupted before its secret was saved (users._create_key).
+    key_orphans = settle_key_journal(ctx, p.user_name, user, list(keys.values()), {held_id},
+                                     p.dry_run)
+    for number, key in enumerate(key_orphans, 1):
+        changes.append(Change(
+            "delete", "access key", mask_key_id(key["AccessKeyId"]),
+            "made by an interrupted run whose secret was never saved; nobody holds it",
+            apply=_delete_key(iam, p.user_name, key["AccessKeyId"],
+                              KeyJournal(ctx.account_id, p.user_name)
+                              if number == len(key_orphans) else None)))
+        del keys[key["AccessKeyId"]]
     journal = RotationJournal(ctx.account_id, p.user_name)
     entries = journal.read()
-    changes: list[Change] = []
+    if entries is not None and journal.stale(entries, user, set(keys)):
+        found["stale_journal_closed"] = journal.path.name
+        if not p.dry_run:
+            journal.end()
+        entries = None
 
     if entries is None:
         if held_id not in keys:
@@ -169,7 +209,7 @@ def _create(ctx: Context, iam: Any, user: dict[str, Any], sinks: list,
             state: dict[str, Any], fresh: bool):
     def create() -> dict[str, Any]:
         if fresh:
-            journal.begin(old_id)
+            journal.begin(old_id, user["UserId"])
         # Section 01's own path: the secret goes from the answer straight into the sinks.
         facts = _create_key(ctx, iam, {"user": user}, user["UserName"], sinks, keys_before)
         new_id = sinks[0].read().access_key_id

@@ -27,8 +27,9 @@ from .context import Context
 from .params import UnlinkParams
 from .plan import Change, Plan, planner
 from .secrets import mask_key_id
+from .rotate import RotationJournal
 from .sinks import ConsoleCsv, SharedCredentialsProfile
-from .users import get_user, list_keys
+from .users import KeyJournal, get_user, list_keys
 
 NOT_CONFIRMED = ("not given: nothing was deleted. Set confirm=True (runbook unlink --confirm) "
                  "to delete what the plan lists")
@@ -58,14 +59,20 @@ def plan_unlink(ctx: Context, p: UnlinkParams) -> Plan:
         changes.append(Change("unchanged", "IAM user", p.user_name, "does not exist"))
     else:
         user_keys = {k["AccessKeyId"] for k in list_keys(iam, p.user_name)}
-        changes.extend(_user_changes(iam, p.user_name, user_keys))
+        # The user's journals go with it: a later user of that name is another user.
+        journals = [KeyJournal(ctx.account_id, p.user_name),
+                    RotationJournal(ctx.account_id, p.user_name)]
+        changes.extend(_user_changes(iam, p.user_name, user_keys, journals))
     changes.extend(_policy_changes(iam, policy_arn, p.policy_name, p.user_name, found))
     changes.extend(_sink_changes(ctx, iam, p, user_keys))
     return Plan(ctx.section, changes, dry_run=p.dry_run or not p.confirm, found=found)
 
 
-def _user_changes(iam: Any, user: str, keys: set[str]) -> list[Change]:
-    """Everything that makes IAM refuse DeleteUser, in IAM's order, then DeleteUser."""
+def _user_changes(iam: Any, user: str, keys: set[str], journals: list[Any]) -> list[Change]:
+    """Everything that makes IAM refuse DeleteUser, in IAM's order, then DeleteUser.
+
+    Deleting the user also closes ``journals`` (their ``end()``).
+    """
     changes = [Change("delete", "access key", mask_key_id(k), f"of {user}",
                       apply=_call(iam.delete_access_key, UserName=user, AccessKeyId=k))
                for k in sorted(keys)]
@@ -103,7 +110,8 @@ def _user_changes(iam: Any, user: str, keys: set[str]) -> list[Change]:
                               "", apply=_call(iam.remove_user_from_group, UserName=user,
                                               GroupName=group["GroupName"])))
     changes.append(Change("delete", "IAM user", user, "nothing of it is left",
-                          apply=_call(iam.delete_user, UserName=user)))
+                          apply=_call(iam.delete_user, UserName=user,
+                                      then=[j.end for j in journals])))
     return changes
 
 
@@ -171,9 +179,12 @@ def _sink_changes(ctx: Context, iam: Any, p: UnlinkParams, user_keys: set[str]) 
     return changes
 
 
-def _call(operation: Any, **kwargs: Any):
+def _call(operation: Any, then: list[Any] = (), **kwargs: Any):
+    """``operation(**kwargs)``, then each of ``then``, as a change's apply."""
     def call() -> dict[str, Any]:
         operation(**kwargs)
+        for step in then:
+            step()
         return {}
     return call
 

@@ -99,6 +99,22 @@ class KeyJournal:
         self.path.unlink(missing_ok=True)
 
 
+def settle_key_journal(ctx: Context, user_name: str, user: dict | None, keys: list[dict],
+                       held: set[str | None], dry_run: bool) -> list[dict]:
+    """The keys an interrupted key creation left that nobody holds (to delete), or none.
+
+    Every plan that may create or reuse the user's key calls this first
+    (section 01, rotate): with no such key, the journal is closed here (not
+    in a dry run), so a stale one cannot later mistake a key made by other
+    hands for the interrupted run's.
+    """
+    journal = KeyJournal(ctx.account_id, user_name)
+    orphans = journal.orphans(user, keys, {h for h in held if h})
+    if not orphans and not dry_run:
+        journal.end()  # the window closed, or the journal is stale: nothing to recover
+    return orphans
+
+
 def _two_keys_fix(user_name: str, keys: list[dict]) -> str:
     listed = ", ".join(f"{mask_key_id(k['AccessKeyId'])} ({k['Status']}, created "
                        f"{k['CreateDate']:%Y-%m-%d})" for k in keys)
@@ -130,9 +146,7 @@ def plan_user(ctx: Context, p: CreateUserParams) -> Plan:
     held_ids = {c.access_key_id for c in [held, *(s.read() for s in sinks[1:])] if c}
     all_keys = list_keys(iam, p.user_name) if user else []
     journal = KeyJournal(ctx.account_id, p.user_name)
-    orphans = journal.orphans(user, all_keys, held_ids)
-    if not orphans and not p.dry_run:
-        journal.end()  # the window closed, or the journal is stale: nothing to recover
+    orphans = settle_key_journal(ctx, p.user_name, user, all_keys, held_ids, p.dry_run)
     keys = [k for k in all_keys if k not in orphans]
     by_id = {k["AccessKeyId"]: k for k in keys}
     found: dict[str, Any] = {"user_name": p.user_name, "user_arn": user["Arn"] if user else None}

@@ -213,7 +213,7 @@ def test_rotate__journal__holds_key_ids_only_and_is_private(names, shared_home, 
                    capture_output=True, timeout=120)
     path = journal_path(shared_home, names["user_name"])
     entries = json.loads(path.read_text())
-    assert set(entries) == {"old_key_id", "new_key_id", "started_at"}
+    assert set(entries) == {"old_key_id", "new_key_id", "user_id", "started_at"}
     assert entries["new_key_id"] == held(names).access_key_id
     assert held(names).secret_access_key not in path.read_text()
     assert path.stat().st_mode & 0o777 == 0o600
@@ -253,5 +253,51 @@ def test_runbook_rotate__a_parameter_rotation_does_not_take__exits_2_before_any_
         fresh_home, runbook_cli):
     result = runbook_cli("rotate", "-p", "policy_name", "x", home=fresh_home)
     assert result.returncode == 2
-    assert "policy_name='x': is not a parameter of this runbook" in result.stderr
+    assert "policy_name='x': is not used here, only by 02_create_policy" in result.stderr
     assert not (fresh_home / "sandbox" / "state.json").exists()
+
+
+def test_rotate__a_journal_of_a_rotation_whose_keys_are_gone__is_closed_and_a_fresh_one_runs(
+        names, shared_home):
+    old = link(names)
+    ctx = Context(P.RotateParams.from_values(names))
+    journal = rotate.RotationJournal(ctx.account_id, names["user_name"])
+    # As a rotation killed after its new key was saved, whose user was since unlinked
+    # and linked again: neither of its keys exists any more.
+    journal.path.write_text(json.dumps({"old_key_id": "AKIA" + "OLDOLDOLDOLDOLD1",
+                                        "new_key_id": "AKIA" + "NEWNEWNEWNEWNEW2",
+                                        "started_at": "2026-01-01T00:00:00+00:00"}))
+    ctx, plan, outcome = rotate_now(names)
+    assert outcome.found["stale_journal_closed"] == journal.path.name
+    assert "resumed" not in outcome.found
+    new = held(names).access_key_id
+    assert new != old and keys_of(ctx, names["user_name"]) == {new: "Active"}
+    assert not journal.path.exists()
+
+
+def test_rotate__an_unreadable_journal__is_named_with_its_fix(names, shared_home):
+    link(names)
+    ctx = Context(P.RotateParams.from_values(names))
+    journal = rotate.RotationJournal(ctx.account_id, names["user_name"])
+    journal.path.write_text("{not json")
+    with pytest.raises(StepError) as caught:
+        rotate_now(names)
+    assert caught.value.code == "BadJournal" and journal.path.name in str(caught.value)
+    journal.end()
+
+
+def test_rotate__closes_a_key_journal_left_open__so_a_key_made_later_by_hand_is_never_taken(
+        names, shared_home):
+    old = link(names)
+    ctx = Context(P.RotateParams.from_values(names))
+    iam = ctx.client("iam")
+    user = users.get_user(iam, names["user_name"])
+    key_journal = users.KeyJournal(ctx.account_id, names["user_name"])
+    key_journal.begin(user["UserId"], [old])  # a creation interrupted before it made a key
+    rotate_now(names)
+    assert not key_journal.path.exists()
+    by_hand = iam.create_access_key(UserName=names["user_name"])["AccessKey"]["AccessKeyId"]
+    p = P.CreateUserParams.from_values(names)
+    users.plan_user(Context(p), p).apply()
+    assert by_hand in keys_of(ctx, names["user_name"])
+    iam.delete_access_key(UserName=names["user_name"], AccessKeyId=by_hand)

@@ -302,3 +302,17 @@ def test_unlink__of_the_operator_itself__is_refused_and_the_operator_keeps_worki
     ctx = Context(P.UnlinkParams.from_values({}))
     assert ctx.client("sts").get_caller_identity()["Arn"].endswith(f":user/{OPERATOR_USER}")
     assert ctx.client("iam").list_access_keys(UserName=OPERATOR_USER)["AccessKeyMetadata"]
+
+
+def test_unlink__deleting_the_user__closes_its_key_and_rotation_journals(names):
+    from runbook.rotate import RotationJournal
+    from runbook.users import KeyJournal
+
+    ctx = link(names)
+    journals = [KeyJournal(ctx.account_id, names["user_name"]),
+                RotationJournal(ctx.account_id, names["user_name"])]
+    for journal in journals:
+        journal.path.write_text('{"old_key_id": "x", "keys_before": [], '
+                                '"started_at": "2026-01-01T00:00:00+00:00"}')
+    unlink_now(names, confirm=True)
+    assert [j.path.exists() for j in journals] == [False, False]
