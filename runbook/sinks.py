@@ -50,29 +50,62 @@ def register(cls: type[CredentialSink]) -> type[CredentialSink]:
 
 _KEY_OPTIONS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token",
                 "aws_security_token")
-_HEADER = re.compile(r"\s*\[([^\]]*)\]")
+# As configparser reads a line (its defaults, which botocore uses): a header, or an option
+# name before the first "=" or ":".
+_HEADER = re.compile(r"\[(?P<header>.+)\]")
+_OPTION = re.compile(r"(?P<option>.*?)\s*[=:]")
 
 
-def _option_name(line: str) -> str | None:
-    """The option a ``name = value`` line sets (lower case), or None for other lines."""
-    if not line.strip() or line[0].isspace() or line.lstrip().startswith(("#", ";")):
-        return None
-    for separator in ("=", ":"):
-        if separator in line:
-            return line.split(separator, 1)[0].strip().lower()
-    return None
+def _entries(lines: list[str]) -> list[tuple[str, str | None, list[str]]]:
+    """The lines of a credentials file, grouped as configparser reads them.
+
+    Each entry is ``(kind, name, lines)``: kind ``header`` (name: the
+    profile, exactly as configparser has it, spaces included), ``option``
+    (name: lower case; its lines include any continuation lines, those
+    indented deeper than the option, even after a blank or comment line) or
+    ``other`` (blank lines and comments).
+    """
+    entries: list[tuple[str, str | None, list[str]]] = []
+    option_indent = None  # the indent of the option a deeper line would continue
+    for line in lines:
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip())
+        remark = not stripped or stripped.startswith(("#", ";"))
+        if not remark and option_indent is not None and indent > option_indent:
+            # A continuation: it, and the blank or comment lines since its option, are
+            # part of that option's value (configparser joins them), in their order.
+            last = max(i for i, e in enumerate(entries) if e[0] == "option")
+            merged = [text for entry in entries[last:] for text in entry[2]] + [line]
+            entries[last:] = [("option", entries[last][1], merged)]
+            continue
+        if remark:
+            entries.append(("other", None, [line]))
+            continue
+        header = _HEADER.match(stripped)
+        if header:
+            entries.append(("header", header.group("header"), [line]))
+            option_indent = None
+            continue
+        option = _OPTION.match(stripped)
+        entries.append(("option", option.group("option").strip().lower() if option else None,
+                        [line]))
+        option_indent = indent
+    return entries
 
 
 @register
 class SharedCredentialsProfile(CredentialSink):
     """A profile in an AWS shared-credentials file (``~/.aws/credentials`` format).
 
-    Writing edits the file as text: the profile's key lines are replaced (a
-    session token there, which would not belong to the new key, goes too),
+    Writing edits the file as text, read the way configparser (and so
+    botocore) reads it: the profile's key options are replaced, with their
+    continuation lines (a session token there, which would not belong to the
+    new key, goes too), the new pair goes after the profile's last option,
     and every other line, comments and other profiles included, stays as it
-    was. A file that does not parse, or that is an AWS *config* file
-    (``[profile NAME]`` sections), is refused and left alone; the refusal
-    names line numbers, never a line, since any line may hold a secret.
+    was, line endings too. A file that does not parse, has a byte-order mark,
+    or is an AWS *config* file (``[profile NAME]`` sections), is refused and
+    left alone; the refusal names line numbers, never a line or a name in
+    it, since any of them may be a secret.
     """
 
     kind = "shared-credentials"
@@ -83,11 +116,18 @@ class SharedCredentialsProfile(CredentialSink):
 
     def _text(self) -> str:
         try:
-            return self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+            if not self.path.exists():
+                return ""
+            with open(self.path, encoding="utf-8", newline="") as handle:
+                text = handle.read()
         except (OSError, UnicodeDecodeError) as err:
             reason = getattr(err, "strerror", None) or type(err).__name__
             raise StepError(f"{self.path} cannot be read as a credentials file: {reason}",
                             fix="repair or move the file, then rerun") from None
+        if text.startswith("\ufeff"):
+            raise StepError(f"{self.path} starts with a byte-order mark, which the AWS CLI "
+                            "and SDKs cannot read", fix="save it as UTF-8 without a BOM")
+        return text
 
     def _load(self, text: str) -> configparser.RawConfigParser:
         parser = configparser.RawConfigParser()
@@ -95,15 +135,15 @@ class SharedCredentialsProfile(CredentialSink):
             parser.read_string(text, source=str(self.path))
         except configparser.Error as err:
             raise StepError(f"{self.path} is not a readable credentials file: {_where(err)} "
-                            "(no line of it is quoted here: any of them may hold a secret)",
+                            "(nothing of it is quoted here: any line may hold a secret)",
                             fix="repair or move the file, then rerun") from None
         config_like = [name for name in parser.sections() if name.startswith("profile ")]
         if config_like:
             raise StepError(
                 f"{self.path} looks like an AWS config file, not a credentials file: it has "
-                f"[{config_like[0]}]; credentials files name profiles without 'profile '",
-                fix="name the shared-credentials file (e.g. ~/.aws/credentials) in "
-                    "credentials_file")
+                "[profile NAME] sections, and credentials files name profiles without "
+                "'profile '", fix="name the shared-credentials file (e.g. ~/.aws/credentials) "
+                                  "in credentials_file")
         return parser
 
     def read(self) -> Credentials | None:
@@ -117,59 +157,57 @@ class SharedCredentialsProfile(CredentialSink):
             return None
         return Credentials(key_id.strip(), secret.strip())
 
-    def _section(self, lines: list[str]) -> tuple[int, int] | None:
-        """``(header, end)`` line indexes of the profile's section (end exclusive), or None."""
+    def _section(self, entries: list) -> tuple[int, int] | None:
+        """``(header, end)`` entry indexes of the profile's section (end exclusive), or None."""
         start = None
-        for number, line in enumerate(lines):
-            header = _HEADER.match(line)
-            if header is None:
+        for number, (kind, name, _) in enumerate(entries):
+            if kind != "header":
                 continue
             if start is not None:
                 return start, number
-            if header.group(1).strip() == self.profile:
+            if name == self.profile:
                 start = number
-        return (start, len(lines)) if start is not None else None
+        return (start, len(entries)) if start is not None else None
 
     def write(self, credentials: Credentials) -> None:
         text = self._text()
         self._load(text)
-        lines = text.splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        pair = [f"aws_access_key_id = {credentials.access_key_id}\n",
-                f"aws_secret_access_key = {credentials.secret_access_key}\n"]
-        found = self._section(lines)
+        newline = "\r\n" if "\r\n" in text else "\n"
+        entries = _entries(text.splitlines(keepends=True))
+        if entries and not entries[-1][2][-1].endswith(("\n", "\r")):
+            entries[-1][2][-1] += newline
+        pair = ("other", None, [f"aws_access_key_id = {credentials.access_key_id}{newline}",
+                                f"aws_secret_access_key = {credentials.secret_access_key}"
+                                f"{newline}"])
+        found = self._section(entries)
         if found is None:
-            lines += (["\n"] if lines and lines[-1].strip() else []) + [f"[{self.profile}]\n"] + pair
+            gap = [("other", None, [newline])] if entries and entries[-1][2][-1].strip() else []
+            entries += gap + [("header", self.profile, [f"[{self.profile}]{newline}"]), pair]
         else:
             start, end = found
-            body, dropping = [], False
-            for line in lines[start + 1:end]:
-                if dropping and line.strip() and line[0].isspace():
-                    continue  # the continuation of a dropped value
-                dropping = _option_name(line) in _KEY_OPTIONS
-                if not dropping:
-                    body.append(line)
-            lines[start + 1:end] = pair + body
-        self._save("".join(lines))
+            body = [e for e in entries[start + 1:end]
+                    if not (e[0] == "option" and e[1] in _KEY_OPTIONS)]
+            options = [i for i, e in enumerate(body) if e[0] == "option"]
+            at = options[-1] + 1 if options else 0  # after the last option: never a continuation
+            entries[start + 1:end] = body[:at] + [pair] + body[at:]
+        self._save("".join(line for _, _, lines in entries for line in lines))
 
     def remove(self) -> bool:
         text = self._text()
         self._load(text)
-        lines = text.splitlines(keepends=True)
-        found = self._section(lines)
+        entries = _entries(text.splitlines(keepends=True))
+        found = self._section(entries)
         if found is None:
             return False
         start, end = found
         # Comments and blank lines just above the next header belong to that profile.
-        while end > start + 1 and (not lines[end - 1].strip()
-                                   or lines[end - 1].lstrip().startswith(("#", ";"))):
+        while end > start + 1 and entries[end - 1][0] == "other":
             end -= 1
-        if end < len(lines):
-            while end < len(lines) and not lines[end].strip():
-                end += 1
-        del lines[start:end]
-        self._save("".join(lines))
+        while end < len(entries) and entries[end][0] == "other" and \
+                not "".join(entries[end][2]).strip():
+            end += 1
+        del entries[start:end]
+        self._save("".join(line for _, _, lines in entries for line in lines))
         return True
 
     def _save(self, text: str) -> None:
@@ -188,9 +226,9 @@ def _where(err: configparser.Error) -> str:
         numbers = ", ".join(str(number) for number, _ in err.errors)
         return f"line(s) {numbers} are not 'name = value' lines"
     if isinstance(err, configparser.DuplicateSectionError):
-        return f"profile [{err.section}] appears twice (line {err.lineno})"
+        return f"a profile's header appears a second time at line {err.lineno}"
     if isinstance(err, configparser.DuplicateOptionError):
-        return f"{err.option} appears twice in [{err.section}] (line {err.lineno})"
+        return f"a setting appears a second time in its profile at line {err.lineno}"
     return type(err).__name__
 
 

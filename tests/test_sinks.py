@@ -38,9 +38,8 @@ def test_profile_write__replaces_the_key_lines_and_drops_a_stale_session_token(t
                     "aws_secret_access_key = OLD\naws_session_token = T1\n  T2\n[next]\nx = 1\n")
     SharedCredentialsProfile(path, "dockercloud").write(PAIR)
     assert path.read_text() == (
-        f"[dockercloud]\naws_access_key_id = {PAIR.access_key_id}\n"
-        f"aws_secret_access_key = {PAIR.secret_access_key}\n# keep me\nregion = us-west-2\n"
-        "[next]\nx = 1\n")
+        f"[dockercloud]\n# keep me\nregion = us-west-2\naws_access_key_id = {PAIR.access_key_id}\n"
+        f"aws_secret_access_key = {PAIR.secret_access_key}\n[next]\nx = 1\n")
     assert SharedCredentialsProfile(path, "dockercloud").read() == PAIR
 
 
@@ -106,3 +105,73 @@ def test_console_csv__replaces_its_own_earlier_file(tmp_path):
     sink.write(PAIR)
     assert sink.read() == PAIR
     assert stat.S_IMODE(os.stat(tmp_path / "key.csv").st_mode) == 0o600
+
+
+def _parsed(path):
+    import configparser
+
+    parser = configparser.RawConfigParser()
+    parser.read_string(path.read_text())
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+@pytest.mark.parametrize("layout", [
+    "[dockercloud]\n    region = us-west-2\n    output = json\n",           # indented options
+    "[dockercloud]\n  aws_access_key_id = OLD\n  aws_secret_access_key = OLD\n  region = "
+    "us-west-2\n  output = json\n",                                           # indented keys
+    "[dockercloud]\naws_session_token: IQoJb3JpZ2luX2Vj==\nregion: us-west-2\n"
+    "output = json\n",                                                         # ':' with '='
+    "[dockercloud]\nregion = us-west-2\noutput = json\naws_access_key_id = OLD\n"
+    "aws_secret_access_key = OLD\n  continued\n\n  still\n",                # continuations
+], ids=["indented-options", "indented-keys", "colon-token", "continuation-lines"])
+def test_profile_write__any_layout_configparser_reads__keeps_its_settings_and_the_new_key_whole(
+        layout, tmp_path):
+    path = tmp_path / "credentials"
+    path.write_text("[other]\nx = 1\n\n" + layout)
+    sink = SharedCredentialsProfile(path, "dockercloud")
+    sink.write(PAIR)
+    assert sink.read() == PAIR
+    profile = _parsed(path)["dockercloud"]
+    assert profile == {"region": "us-west-2", "output": "json",
+                       "aws_access_key_id": PAIR.access_key_id,
+                       "aws_secret_access_key": PAIR.secret_access_key}
+    assert _parsed(path)["other"] == {"x": "1"}
+    sink.write(OTHER)  # and again, as a rotation does
+    assert sink.read() == OTHER and _parsed(path)["dockercloud"]["region"] == "us-west-2"
+
+
+def test_profile__a_header_with_spaces__is_another_profile_as_the_aws_cli_reads_it(tmp_path):
+    path = tmp_path / "credentials"
+    path.write_text("[ dockercloud ]\nregion = us-west-2\n")
+    sink = SharedCredentialsProfile(path, "dockercloud")
+    sink.write(PAIR)
+    assert sink.read() == PAIR
+    assert _parsed(path)[" dockercloud "] == {"region": "us-west-2"}
+    assert sink.remove() is True and sink.read() is None
+    assert _parsed(path) == {" dockercloud ": {"region": "us-west-2"}}
+
+
+def test_profile_write__keeps_crlf_line_endings(tmp_path):
+    path = tmp_path / "credentials"
+    path.write_bytes(b"# mine\r\n[other]\r\nx = 1\r\n")
+    SharedCredentialsProfile(path, "dockercloud").write(PAIR)
+    data = path.read_bytes()
+    assert data.startswith(b"# mine\r\n[other]\r\nx = 1\r\n")
+    assert b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_profile__a_byte_order_mark__is_refused_by_name(tmp_path):
+    path = tmp_path / "credentials"
+    path.write_text("\ufeff[other]\nx = 1\n", encoding="utf-8")
+    with pytest.raises(StepError) as caught:
+        SharedCredentialsProfile(path, "dockercloud").write(PAIR)
+    assert "byte-order mark" in str(caught.value)
+
+
+def test_profile__a_secret_pasted_as_a_setting_twice__is_not_quoted_even_lower_cased(tmp_path):
+    path = tmp_path / "credentials"
+    path.write_text(f"[x]\n{OTHER.secret_access_key}=\n{OTHER.secret_access_key}=\n")
+    with pytest.raises(StepError) as caught:
+        SharedCredentialsProfile(path, "dockercloud").read()
+    assert "at line 3" in str(caught.value)
+    assert OTHER.secret_access_key.lower() not in str(caught.value).lower()
