@@ -89,6 +89,9 @@ def load_params_file(path: str) -> dict[str, Any]:
                 raise ParameterError([("-f", path, f"uses a YAML alias at line {mark.line + 1}; "
                                                    "write each value out in full")])
         loaded = yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader
+    except RecursionError:
+        raise ParameterError([("-f", path, "nests too deeply; a params file holds flat "
+                                           "names and values")]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -185,12 +188,18 @@ def run_values(args: argparse.Namespace, sections: list[str] | None = None) -> d
 def out_dir(value: str | None) -> Path | None:
     """``--out`` as an absolute path (a run's notebooks execute elsewhere), checked.
 
-    Raises ParameterError when it, or the nearest part of it that exists, is
-    not a writable directory.
+    Raises ParameterError when it is empty, is under /dev, /proc or /sys, or
+    it (or the nearest part of it that exists) is not a writable folder.
     """
     if value is None:
         return None
+    if not value.strip():
+        raise ParameterError([("--out", value, "is empty; name a folder (default: runs/ of "
+                                               "the checkout)")])
     path = Path(value).expanduser().absolute()
+    if str(path.resolve()).startswith(("/dev/", "/proc/", "/sys/")):
+        raise ParameterError([("--out", value, "is under /dev, /proc or /sys; name a folder "
+                                               "of your own")])
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         raise ParameterError([("--out", value, f"{str(existing)!r} is not a directory")])
@@ -200,16 +209,29 @@ def out_dir(value: str | None) -> Path | None:
 
 
 def check_environment() -> None:
-    """RUNBOOK_HOME and RUNBOOK_NOTEBOOKS, when set, must name usable folders."""
+    """RUNBOOK_HOME and RUNBOOK_NOTEBOOKS, when set, must name usable folders.
+
+    Both are made absolute here, where they were given: a run's kernel works
+    in notebooks/, where a relative path would name another folder.
+    """
     problems = []
     home = os.environ.get("RUNBOOK_HOME")
-    if home and Path(home).exists() and not Path(home).is_dir():
-        problems.append(("RUNBOOK_HOME", home, "is not a directory (the runbook's state goes "
-                                               "there); unset it or name a folder"))
+    if home:
+        path = Path(home).expanduser().absolute()
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.environ["RUNBOOK_HOME"] = str(path)
+        except OSError as err:
+            problems.append(("RUNBOOK_HOME", home, f"cannot be the runbook's folder: "
+                                                   f"{err.strerror or err}; unset it or name "
+                                                   "a folder"))
     notebooks = os.environ.get("RUNBOOK_NOTEBOOKS")
-    if notebooks and not Path(notebooks).is_dir():
-        problems.append(("RUNBOOK_NOTEBOOKS", notebooks, "is not a directory of the section "
-                                                         "notebooks; unset it"))
+    if notebooks:
+        if Path(notebooks).is_dir():
+            os.environ["RUNBOOK_NOTEBOOKS"] = str(Path(notebooks).expanduser().absolute())
+        else:
+            problems.append(("RUNBOOK_NOTEBOOKS", notebooks, "is not a directory of the "
+                                                             "section notebooks; unset it"))
     if problems:
         raise ParameterError(problems)
 
@@ -218,7 +240,6 @@ def _execute(args: argparse.Namespace, sections: list[str] | None = None,
              values: dict[str, Any] | None = None):
     from .run import execute
 
-    check_environment()
     values = run_values(args, sections) if values is None else values
     result = execute(values, sections=sections, out=out_dir(args.out), progress=_eprint)
     if result.interrupted:
@@ -359,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
+        if args.command != "params":
+            check_environment()
         return args.func(args)
     except ParameterError as err:
         _eprint(f"error: {err}")

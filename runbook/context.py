@@ -90,7 +90,8 @@ class Context:
         """
         arn = self.identity["Arn"]
         kind, _, path_name = arn.split(":", 5)[-1].partition("/")
-        if kind == "user" and path_name.rsplit("/", 1)[-1] == user_name:
+        # IAM user names are unique regardless of case: "Admin" is "admin".
+        if kind == "user" and path_name.rsplit("/", 1)[-1].lower() == user_name.lower():
             raise StepError(
                 f"user_name {user_name!r} is the operator this runbook acts as ({arn}); "
                 "nothing was changed", code="ServiceUserIsOperator",

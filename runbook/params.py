@@ -171,6 +171,11 @@ def _file_path(value: Any) -> str | None:
     except RuntimeError:
         return "starts with '~user' for a user this machine does not know"
     real = Path(os.path.realpath(path))
+    system = ("/dev/", "/proc/", "/sys/")
+    if os.path.abspath(path).startswith(system) or str(real).startswith(system):
+        return "is under /dev, /proc or /sys; name a file of your own"
+    if len(real.name.encode()) > 255:
+        return f"has a file name of {len(real.name.encode())} bytes; at most 255"
     if real.is_dir():
         return "is a directory; name a file"
     if real.exists() and not real.is_file():
@@ -510,6 +515,11 @@ def _partition_checks(values: dict[str, Any]) -> list[tuple[str, Any, str]]:
         problems.append(("limit_region", limit, f"is in the {partition_of(limit)!r} partition, "
                          f"but region {region!r} is in {home!r}: the account lives in one "
                          "partition, and EC2 would be allowed nowhere it can reach"))
+    arn = values.get("pass_role_arn")
+    if arn and parse_role_arn(arn)["partition"] != home:
+        problems.append(("pass_role_arn", arn, f"is a role in the "
+                         f"{parse_role_arn(arn)['partition']!r} partition, but region "
+                         f"{region!r} is in {home!r}: the user could never pass it"))
     chosen = normalise("verify_regions", values.get("verify_regions")) or []
     others = [r for r in chosen if partition_of(r) != home]
     if others:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import __version__, engine, paths, sandbox
-from .errors import RunbookError, SandboxError
+from .errors import ParameterError, RunbookError, SandboxError
 from .params import Common, validate_run
 from .secrets import scan_tree
 from .sinks import SharedCredentialsProfile
@@ -220,15 +220,20 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
         try:
             models = validate_run(values, sections)
             held.enter_context(_one_run_at_a_time(home))
+            try:
+                run_dir = new_run_dir(out)
+            except OSError as err:
+                raise ParameterError([("--out", str(out), f"cannot hold a run folder: "
+                                                          f"{err.strerror or err}")]) from None
         except BaseException:
             kernel.shutdown()
             kernel.save_log(None)  # refused before it began: no run folder, nothing kept
             raise
-        return _execute(kernel, models, sections, out, progress or (lambda line: None))
+        return _execute(kernel, models, sections, run_dir, progress or (lambda line: None))
 
 
 def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: list[str],
-             out: Path | None, say: Callable[[str], None]) -> RunResult:
+             run_dir: Path, say: Callable[[str], None]) -> RunResult:
     """The run proper, on a started kernel, with validated parameters and the home's lock."""
     from .context import Context
 
@@ -236,7 +241,6 @@ def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: lis
 
     first = models[sections[0]]
     started = datetime.now(timezone.utc)
-    run_dir = new_run_dir(out)
     say(f"run folder: {run_dir}")
     base_env = {"RUNBOOK_HOME": home, "RUNBOOK_RUN_DIR": str(run_dir)}
     results: list[dict[str, Any]] = []

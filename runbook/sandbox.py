@@ -131,25 +131,43 @@ def _load_state() -> dict[str, Any] | None:
         return None
     try:
         state = json.loads(path.read_text())
-        missing = [k for k in _STATE_KEYS if k not in state]
+        missing = [k for k in _STATE_KEYS if not isinstance(state, dict) or k not in state]
     except (OSError, ValueError, TypeError) as err:
         reason = f"{type(err).__name__}"
     else:
-        if not missing and isinstance(state.get("pid"), int):
+        pid = state.get("pid") if not missing else None
+        if not missing and isinstance(pid, int) and not isinstance(pid, bool) \
+                and 0 < pid < 2 ** 31:
             return state
-        reason = f"it lacks {', '.join(missing) or 'a numeric pid'}"
+        reason = f"it lacks {', '.join(missing) or 'a process id'}"
     raise SandboxError(f"the sandbox state file {path} is unreadable ({reason}); "
                        "`runbook sandbox stop` clears it and stops this home's moto server")
+
+
+BUSY_WAIT = 20.0  # seconds to wait for a live sandbox that does not answer (a loaded machine)
 
 
 def read_state() -> dict[str, Any] | None:
     """The running sandbox's state, or None when none is running.
 
-    Raises :class:`SandboxError` when the state file is unreadable.
+    A live server of this home that does not answer is waited for (up to
+    :data:`BUSY_WAIT` seconds), never replaced: what the account holds would
+    be lost with it. Raises :class:`SandboxError` when it still does not
+    answer, or when the state file is unreadable.
     """
     state = _load_state()
-    if state is None or not _ours(state["pid"]) or not _responds(state["endpoint"]):
+    if state is None or not _ours(state["pid"]):
         return None
+    deadline = time.monotonic() + BUSY_WAIT
+    while not _responds(state["endpoint"]):
+        if not _ours(state["pid"]):
+            return None
+        if time.monotonic() > deadline:
+            raise SandboxError(
+                f"this home's sandbox (pid {state['pid']}) runs but has not answered at "
+                f"{state['endpoint']} for {BUSY_WAIT:.0f} s; it is kept, with what it holds. "
+                "Rerun when the machine is less busy, or `runbook sandbox stop` to end it")
+        time.sleep(0.5)
     return state
 
 

@@ -253,12 +253,17 @@ class ConsoleCsv(CredentialSink):
             return None
         try:
             with open(self.path, encoding="utf-8-sig", newline="") as handle:
-                header = next(csv.reader(handle), [])
+                rows = list(csv.reader(handle))
         except (OSError, UnicodeDecodeError, csv.Error) as err:
             return f"{self.path} exists and cannot be read as a CSV ({type(err).__name__})"
-        if header != self.HEADER:
+        if not rows or rows[0] != self.HEADER:
             return (f"{self.path} exists and is not a credentials CSV (its first row is not "
                     f"{', '.join(self.HEADER)}); writing the key there would replace it")
+        users = {row[0] for row in rows[1:] if row}
+        others = sorted(u for u in users if u and u != self.user_name)
+        if others:
+            return (f"{self.path} holds the key of another user ({', '.join(others)}); "
+                    "writing this user's key there would lose it")
         return None
 
     def read(self) -> Credentials | None:

@@ -107,3 +107,28 @@ def test_inside_a_run__a_section_never_starts_a_new_sandbox_in_place_of_the_runs
         targets.get("sandbox")
     assert f"the sandbox this run began with ({endpoint}) is gone" in str(caught.value)
     assert sandbox.read_state() is None  # and no other was started
+
+
+def test_a_live_sandbox_that_does_not_answer__is_kept_and_named_not_replaced(home, monkeypatch):
+    state = sandbox.start()
+    monkeypatch.setattr(sandbox, "BUSY_WAIT", 1.0)
+    os.kill(state["pid"], signal.SIGSTOP)  # as a machine too busy to let it answer
+    try:
+        with pytest.raises(SandboxError) as caught:
+            sandbox.start()
+        assert f"this home's sandbox (pid {state['pid']}) runs but has not answered" in \
+            str(caught.value)
+        assert sandbox.strays() == [state["pid"]]  # still there
+    finally:
+        os.kill(state["pid"], signal.SIGCONT)
+    assert sandbox.start()["endpoint"] == state["endpoint"]
+
+
+def test_a_state_file_with_an_impossible_pid__is_unreadable_not_a_traceback(home):
+    (home / "sandbox").mkdir(parents=True, exist_ok=True)
+    state = {k: "x" for k in sandbox._STATE_KEYS} | {"pid": 99999999999999999999}
+    (home / "sandbox" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(SandboxError):
+        sandbox.status()
+    sandbox.stop()
+    assert not (home / "sandbox" / "state.json").exists()

@@ -175,3 +175,13 @@ def test_profile__a_secret_pasted_as_a_setting_twice__is_not_quoted_even_lower_c
         SharedCredentialsProfile(path, "dockercloud").read()
     assert "at line 3" in str(caught.value)
     assert OTHER.secret_access_key.lower() not in str(caught.value).lower()
+
+
+def test_console_csv__refuses_to_replace_another_users_credentials_csv(tmp_path):
+    path = tmp_path / "alice.csv"
+    ConsoleCsv(path, "alice", "123456789012").write(OTHER)
+    sink = ConsoleCsv(path, "dockercloud-user", "123456789012")
+    assert "holds the key of another user (alice)" in sink.foreign()
+    with pytest.raises(StepError):
+        sink.write(PAIR)
+    assert ConsoleCsv(path, "alice", "123456789012").read() == OTHER
