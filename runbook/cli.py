@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    # SIGTERM (a CI cancel, `timeout`) ends a run as Ctrl-C does: recorded, then exit 130.
+    # SIGTERM (a CI cancel, `timeout`) and SIGHUP end a run as Ctrl-C does: recorded, exit 130.
     raise KeyboardInterrupt
 
 
@@ -379,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGHUP, _terminate)  # the terminal went away
     try:
         if args.command != "params":
             check_environment()

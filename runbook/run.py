@@ -18,7 +18,9 @@ import json
 import os
 import platform
 import secrets as pysecrets
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -247,7 +249,6 @@ def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: lis
     status, message = "ok", ""
     identity: dict[str, str] = {}
     ctx = None
-    known: tuple[str, ...] = ()
     interrupted = False
     try:
         try:
@@ -302,6 +303,10 @@ def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: lis
             found = outcome_in(executed) if executed is not None else read_outcome(notebook_out)
             record = found or {"name": section, "outcome": "failed"}
             record["seconds"] = round(time.monotonic() - clock, 2)
+            if interrupted and record["outcome"] != "failed":
+                # Its outcome was recorded before the interrupt: that is what it did.
+                error = None
+                record["interrupted_after"] = True
             if error and record["outcome"] != "failed":
                 record["outcome"] = "failed"
             if record["outcome"] == "failed":
@@ -309,38 +314,55 @@ def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: lis
             results.append(record)
             say(f"[{number}/{len(sections)}] {section}: {record['outcome']} "
                 f"({record['seconds']} s)")
+            where = f"\nexecuted notebook: {notebook_out}" if notebook_out.exists() else ""
+            if record.get("interrupted_after"):
+                status = "failed"
+                message = (f"interrupted after {section} was {record['outcome']}; rerun to "
+                           "do the rest")
+                break
             if record["outcome"] == "failed":
                 err = record["error"]
                 status = "failed"
                 message = (f"section {section} failed: "
                            f"{(err.get('code') or '') + ': ' if err.get('code') else ''}"
-                           f"{err.get('message')}\nexecuted notebook: {notebook_out}")
+                           f"{err.get('message')}{where}")
                 if interrupted:
-                    message = f"{err['message']}\nexecuted notebook: {notebook_out}"
+                    message = f"{err['message']}{where}"
                 break
     except KeyboardInterrupt:  # between sections: starting the sandbox, checking the operator
         interrupted = True
         status, message = "failed", "interrupted before the next section began; rerun to finish"
     finally:
-        kernel.shutdown()
-        kernel.save_log(run_dir)  # only when the kernel printed something of its own
-        known = known_secrets(ctx, models) if ctx else ()
+        # The record is written whatever happened above, and nothing interrupts its writing.
+        with _deferred_signals():
+            escaping = sys.exc_info()[1]
+            if escaping is not None:  # a fault of the runbook itself: say so, keep the record
+                status = "failed"
+                message = f"the run stopped on an unexpected {type(escaping).__name__}: {escaping}"
+            kernel.shutdown()
+            kernel.save_log(run_dir)  # only when the kernel printed something of its own
+            known = known_secrets(ctx, models) if ctx else ()
+            summary = {
+                "status": status,
+                "message": message,
+                "target": first.target,
+                "region": first.region,
+                "dry_run": first.dry_run,
+                "account": identity.get("Account"),
+                "caller": identity.get("Arn"),
+                "versions": versions(),
+                "parameters": {k: v for m in models.values() for k, v in m.as_dict().items()},
+                "sections": results,
+                "not_run": not_run(sections, results),
+                "interrupted": interrupted,
+                "started": started.isoformat(timespec="seconds"),
+            }
+            _record(run_dir, summary, known)
+    return RunResult(run_dir, summary["status"], results, summary["message"], interrupted)
 
-    summary = {
-        "status": status,
-        "message": message,
-        "target": first.target,
-        "region": first.region,
-        "dry_run": first.dry_run,
-        "account": identity.get("Account"),
-        "caller": identity.get("Arn"),
-        "versions": versions(),
-        "parameters": {k: v for m in models.values() for k, v in m.as_dict().items()},
-        "sections": results,
-        "not_run": not_run(sections, results),
-        "interrupted": interrupted,
-        "started": started.isoformat(timespec="seconds"),
-    }
+
+def _record(run_dir: Path, summary: dict[str, Any], known: tuple[str, ...]) -> None:
+    """Write run.json and scan the folder; a finding fails the run (written again so)."""
     findings = _finish(run_dir, summary, known)
     if findings:
         summary["status"] = "failed"
@@ -349,7 +371,36 @@ def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: lis
         _finish(run_dir, summary, known)
     else:
         _trust(run_dir)
-    return RunResult(run_dir, summary["status"], results, summary["message"], interrupted)
+
+
+class _deferred_signals:
+    """Hold SIGINT, SIGTERM and SIGHUP while a run writes its record; act on them after.
+
+    A run that finished its sections, or was interrupted in one, always gets
+    its run.json, hashes and secret scan; an interrupt that comes meanwhile
+    raises KeyboardInterrupt once they are written. Only the main thread can
+    hold signals; elsewhere this does nothing.
+    """
+
+    SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                    if hasattr(signal, name))
+
+    def __enter__(self) -> "_deferred_signals":
+        self.caught: list[int] = []
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.caught.append(signum)
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if self.caught and exc[0] is None:
+            raise KeyboardInterrupt
 
 
 def _quiet_abandoned_cell() -> None:

@@ -118,3 +118,19 @@ def test_warm_kernel__runs_without_the_debugger_a_headless_run_never_attaches(wa
                       "import sys\nprint(sys.modules.get('debugpy'))")
     run(papermill, warm, source, tmp_path / "a.out.ipynb", "a")
     assert outputs(tmp_path / "a.out.ipynb")[0] == ["None\n"]
+
+
+def test_run_record__a_signal_while_it_is_written__waits_until_it_is_done():
+    import os
+    import signal
+
+    from runbook.run import _deferred_signals
+
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with _deferred_signals():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            written.append("run.json")  # not cut short by either signal
+    assert written == ["run.json"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
