@@ -10,14 +10,20 @@ from pathlib import Path
 from . import crashpoints
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True when process ``pid`` exists and is not a zombie (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie child still answers kill(0); look at its state too.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def remove_stale_temps(path: Path | str) -> list[Path]:
@@ -34,7 +40,7 @@ def remove_stale_temps(path: Path | str) -> list[Path]:
         return removed
     for candidate in path.parent.iterdir():
         match = pattern.fullmatch(candidate.name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed

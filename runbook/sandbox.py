@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 from . import paths
 from .errors import SandboxError
-from .files import atomic_write_text
+from .files import atomic_write_text, pid_alive
 
 OPERATOR_USER = "runbook-operator"
 OPERATOR_POLICY_NAME = "runbook-operator-admin"
@@ -65,21 +65,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); look at its state too.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def log_file() -> Path:
     return paths.sandbox_dir() / "moto.log"
 
@@ -90,7 +75,7 @@ def _ours(pid: int) -> bool:
     A pid in a stale state file may belong to any process by now; only ours
     is ever signalled. Where there is no /proc, a live pid has to do.
     """
-    if not _alive(pid):
+    if not pid_alive(pid):
         return False
     proc = Path(f"/proc/{pid}")
     if not Path("/proc/self").exists():
@@ -274,9 +259,9 @@ def _kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):

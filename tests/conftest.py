@@ -140,7 +140,7 @@ def pytest_sessionfinish(session, exitstatus):
     for folder in PRODUCED:
         for state in folder.rglob("sandbox/state.json"):
             pid = json.loads(state.read_text()).get("pid")
-            if pid and sb._alive(pid):
+            if pid and sb.pid_alive(pid):
                 leftovers.append(str(state.parent.parent))
                 _stop_sandbox(state.parent.parent)
     if leftovers:

@@ -59,7 +59,7 @@ def test_stop__with_a_corrupt_state_file__still_stops_this_homes_server(home):
     pid = sandbox.start()["pid"]
     (home / "sandbox" / "state.json").write_text("{not json")
     assert sandbox.stop() is True
-    assert not sandbox._alive(pid)
+    assert not sandbox.pid_alive(pid)
 
 
 def test_start__interrupted_while_the_server_boots__leaves_no_server_behind(home, monkeypatch):
@@ -78,7 +78,7 @@ def test_start__interrupted_while_the_server_boots__leaves_no_server_behind(home
     monkeypatch.setattr(sandbox, "_bootstrap", interrupted)
     with pytest.raises(KeyboardInterrupt):
         sandbox.start()
-    assert started and not sandbox._alive(started[0])
+    assert started and not sandbox.pid_alive(started[0])
     assert sandbox.strays() == []
 
 
@@ -88,9 +88,9 @@ def test_start__finds_and_stops_a_server_whose_state_was_lost_before_starting_an
     assert sandbox.strays() == [first]
     second = sandbox.start()["pid"]
     deadline = time.monotonic() + 5
-    while sandbox._alive(first) and time.monotonic() < deadline:
+    while sandbox.pid_alive(first) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert second != first and not sandbox._alive(first)
+    assert second != first and not sandbox.pid_alive(first)
     assert sandbox.strays() == [second]
     os.killpg(second, signal.SIGTERM)  # fresh_home's teardown would too; be quick about it
 
