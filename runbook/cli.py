@@ -3,8 +3,8 @@
 Exit codes: 0 done; 1 a step failed (the message names the section, the AWS
 error and the executed notebook); 2 bad parameters, refused before any AWS call
 (and ``unlink`` without ``--confirm``, after showing its plan); 3 ``sandbox
-status`` found no sandbox; 130 interrupted (Ctrl-C or SIGTERM), after the run
-folder recorded how far the run got.
+status`` found no sandbox; 130 interrupted (Ctrl-C, SIGTERM or SIGHUP), after
+the run folder recorded how far the run got.
 """
 
 from __future__ import annotations
@@ -335,7 +335,8 @@ def _run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--aws-profile", help="AWS profile of the operator (target aws)")
     command.add_argument("--dry-run", action="store_true",
                          help="plan every section, apply nothing")
-    command.add_argument("--out", help="folder to put the run folder in (default: runs/ of the checkout)")
+    command.add_argument("--out", help="folder to put the run folder in "
+                                       "(default: runs/ of the checkout)")
 
 
 def build_parser() -> argparse.ArgumentParser:
