@@ -30,7 +30,7 @@ class ParameterError(RunbookError):
 
 
 def _shown(value: object, limit: int = 120) -> str:
-    """``repr(value)``, cut to ``limit`` characters: a message quotes a value, it need not hold it."""
+    """``repr(value)``, cut to ``limit`` characters: a message quotes a value, need not hold it."""
     text = repr(value)
     if len(text) <= limit:
         return text
