@@ -231,15 +231,16 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             kernel.shutdown()
             kernel.save_log(None)  # refused before it began: no run folder, nothing kept
             raise
-        return _execute(kernel, models, sections, run_dir, progress or (lambda line: None))
+        return _execute(kernel, models, sections, home, run_dir,
+                        progress or (lambda line: None))
 
 
 def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: list[str],
-             run_dir: Path, say: Callable[[str], None]) -> RunResult:
+             runbook_home: Path, run_dir: Path, say: Callable[[str], None]) -> RunResult:
     """The run proper, on a started kernel, with validated parameters and the home's lock."""
     from .context import Context
 
-    home = str(paths.home())
+    home = str(runbook_home)
 
     first = models[sections[0]]
     started = datetime.now(timezone.utc)
