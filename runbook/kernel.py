@@ -7,12 +7,14 @@ counts from 1, no widget of an earlier section alive, and the run's
 environment for this section. What stays is what makes the kernel warm: the
 imported modules.
 
-``python -m runbook.kernel -f CONNECTION_FILE`` starts the kernel itself:
-ipykernel's own launcher, less its debugger (see :func:`main`).
+``python -m runbook.kernel [--preload=a,b] -f CONNECTION_FILE`` starts the
+kernel itself: ipykernel's own launcher, less its debugger, importing the
+library before it answers (see :func:`main`).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any
@@ -39,12 +41,21 @@ def begin_section(environ: dict[str, str]) -> None:
     os.environ.update(environ)
 
 
-def preload(modules: list[str]) -> None:
-    """Import ``modules`` now, while the runner does other work, so sections start warm."""
+def preload(modules: list[str], log: Any = None) -> None:
+    """Import ``modules`` now, so sections start warm; one that fails is reported, not raised.
+
+    Its traceback goes to ``log`` (default stderr; the run's kernel.log);
+    the section that imports it fails again with the same traceback, in its
+    notebook.
+    """
     import importlib
+    import traceback
 
     for name in modules:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - see the docstring
+            traceback.print_exc(file=log or sys.stderr)
 
 
 def _shell() -> Any:
@@ -64,7 +75,7 @@ def _close_widgets() -> None:
     ipywidgets.Widget.close_all()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Start an IPython kernel without the debugger: ``ipykernel_launcher`` minus debugpy.
 
     ipykernel imports debugpy at start (a twentieth of a second, on every
@@ -72,14 +83,36 @@ def main() -> None:
     run never attaches one. Marked missing, debugpy is not imported and
     ipykernel starts without its debugger, as it does wherever debugpy is
     not installed.
+
+    ``--preload=a,b`` (first, before ipykernel's own options) imports those
+    modules once the kernel is set up and before it answers its first
+    request, so a client that sees it ready sees it warm. A module that fails
+    to import is reported on stderr (the run's kernel.log) and the kernel
+    starts anyway: the section that imports it fails with the traceback.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
+    modules: list[str] = []
+    if args and args[0].startswith("--preload="):
+        modules = [name for name in args.pop(0).split("=", 1)[1].split(",") if name]
     sys.modules["debugpy"] = None  # type: ignore[assignment]
     # As ipykernel_launcher does: the working directory does not shadow modules.
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
-    from ipykernel import kernelapp
+    from ipykernel.kernelapp import IPKernelApp
 
-    kernelapp.launch_new_instance()
+    # Once initialised, the kernel sends stderr to the notebook being run; a
+    # failed preload belongs in the kernel's own log, the stderr it began with.
+    with open(os.dup(2), "w", closefd=True) as log:
+        # What kernelapp.launch_new_instance() does, with the preload in between.
+        app = IPKernelApp.instance()
+        app.initialize(args)
+        preload(modules, log)
+    # Everything imported so far lives as long as the kernel: frozen, the
+    # garbage collector never scans it again (a tenth of a second of full
+    # collections over a run's sections, otherwise). What the sections make
+    # is collected as usual.
+    gc.freeze()
+    app.start()
 
 
 if __name__ == "__main__":

@@ -200,8 +200,22 @@ def _one_run_at_a_time(home: Path) -> Iterator[None]:
             handle.truncate(0)
 
 
+def start_kernel() -> engine.WarmKernel:
+    """Launch a run's kernel (preloading the library) and return at once.
+
+    The kernel boots, about half a second of imports, while the caller goes
+    on: ``runbook run`` calls this first, before it imports the rest of
+    itself, then validates, finds the sandbox and checks the operator.
+    """
+    kernel = engine.WarmKernel(paths.notebooks_dir(),
+                               {**os.environ, "RUNBOOK_HOME": str(paths.home())})
+    kernel.start(preload=PRELOAD)
+    return kernel
+
+
 def execute(values: dict[str, Any], *, sections: list[str] | None = None,
-            out: Path | None = None, progress: Callable[[str], None] | None = None) -> RunResult:
+            out: Path | None = None, progress: Callable[[str], None] | None = None,
+            kernel: engine.WarmKernel | None = None) -> RunResult:
     """Run ``sections`` (default: all) with ``values`` and return the result.
 
     Raises :class:`ParameterError` before anything starts when a value is bad,
@@ -210,14 +224,15 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     the AWS error and the executed notebook.
 
     The sections share one warm kernel (see :mod:`runbook.engine`), started
-    before the sandbox and the operator are checked so that both overlap.
+    before the sandbox and the operator are checked so that both overlap:
+    ``kernel``, from :func:`start_kernel` (default: one started here). This
+    function shuts it down, however it ends.
     """
     sections = sections or list(SECTIONS)
     home = paths.home()
-    # The kernel boots (about a second of imports) while this process validates,
-    # imports boto3 and papermill, finds the sandbox and checks the operator.
-    kernel = engine.WarmKernel(paths.notebooks_dir(), {**os.environ, "RUNBOOK_HOME": str(home)})
-    kernel.start(preload=PRELOAD)
+    # The kernel boots while this process validates, imports boto3 and
+    # papermill, finds the sandbox and checks the operator.
+    kernel = kernel or start_kernel()
     with contextlib.ExitStack() as held:
         try:
             models = validate_run(values, sections)

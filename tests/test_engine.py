@@ -84,8 +84,69 @@ def test_warm_engine__a_kernel_that_dies__leaves_the_cells_that_ran_on_disk(warm
 def test_kernel_spec__is_this_interpreter_whatever_the_machine_has_installed():
     import sys
 
-    spec = engine.RunbookKernelSpecManager().get_kernel_spec("python3")
+    spec = engine.kernel_spec_manager().get_kernel_spec("python3")
     assert spec.argv[:3] == [sys.executable, "-m", "runbook.kernel"]
+    assert engine.kernel_argv("{connection_file}") == spec.argv
+
+
+def test_warm_kernel__is_ready_with_its_preloaded_modules_already_imported(tmp_path):
+    papermill = _import_papermill()
+    kernel = engine.WarmKernel(tmp_path, {})
+    kernel.start(preload=["runbook.context", "runbook.forms"])
+    try:
+        source = notebook(tmp_path / "a.ipynb",
+                          "import sys\nprint('runbook.forms' in sys.modules, "
+                          "'runbook.context' in sys.modules)")
+        run(papermill, kernel, source, tmp_path / "a.out.ipynb", "a")
+    finally:
+        kernel.shutdown()
+        kernel.save_log(tmp_path)
+    assert outputs(tmp_path / "a.out.ipynb")[0] == ["True True\n"]
+
+
+def test_warm_kernel__a_preload_that_fails__is_logged_and_the_kernel_starts_anyway(tmp_path):
+    papermill = _import_papermill()
+    kernel = engine.WarmKernel(tmp_path, {})
+    kernel.start(preload=["runbook_no_such_module", "runbook.context"])
+    try:
+        source = notebook(tmp_path / "a.ipynb",
+                          "import sys\nprint('runbook.context' in sys.modules)")
+        run(papermill, kernel, source, tmp_path / "a.out.ipynb", "a")
+    finally:
+        kernel.shutdown()
+        log = kernel.save_log(tmp_path)
+    assert outputs(tmp_path / "a.out.ipynb")[0] == ["True\n"]  # the next module still loaded
+    assert "No module named 'runbook_no_such_module'" in log.read_text()
+
+
+def test_warm_kernel__ends_by_itself_when_the_process_that_started_it_is_killed(tmp_path):
+    """A run killed with SIGKILL cannot shut its kernel down; the kernel must not linger."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom runbook import engine\n"
+         f"k = engine.WarmKernel({str(tmp_path)!r}, {{}})\n"
+         "k.start(); k.ready(); print(k.process.pid, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    kernel_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(kernel_pid, 0)
+        except ProcessLookupError:
+            break
+        # Reap it if it became our child's orphan under this process (it is not ours).
+        time.sleep(0.2)
+    else:
+        os.kill(kernel_pid, signal.SIGKILL)
+        pytest.fail("the kernel outlived the process that started it by 30 s")
 
 
 def test_warm_kernel__shut_down_while_it_boots__raises_nothing_in_any_thread(tmp_path):
