@@ -1,4 +1,5 @@
 import sys
-from .cli import main
 
-sys.exit(main())
+from .cli import entry
+
+sys.exit(entry())

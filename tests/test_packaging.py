@@ -39,7 +39,7 @@ def test_environment_yml__lists_exactly_the_dependencies_of_pyproject_and_its_te
 
 def test_pyproject__declares_the_runbook_console_script_and_the_test_extra():
     project = _pyproject()["project"]
-    assert project["scripts"]["runbook"] == "runbook.cli:main"
+    assert project["scripts"]["runbook"] == "runbook.cli:entry"
     assert {_requirement_name(s) for s in project["optional-dependencies"]["test"]} >= {"pytest"}
 
 
