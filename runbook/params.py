@@ -31,11 +31,23 @@ _ROLE_PATH_MAX = 512  # IAM's limit on a path, slashes included
 
 
 @functools.lru_cache(maxsize=1)
+def data_loader() -> Any:
+    """This process's one botocore data loader, which keeps what it parsed.
+
+    The region lists here and every session of :func:`runbook.targets.new_session`
+    read botocore's data through it, so its endpoint data (about 30 ms of
+    JSON) and each service model are parsed once per process. It is the
+    loader a botocore session would make (``AWS_DATA_PATH`` included).
+    """
+    import botocore.session
+
+    return botocore.session.Session().get_component("data_loader")
+
+
+@functools.lru_cache(maxsize=1)
 def partitions() -> tuple[dict[str, Any], ...]:
     """botocore's partitions ('aws', 'aws-cn', ...), from its endpoint data, read once."""
-    import botocore.loaders
-
-    return tuple(botocore.loaders.create_loader().load_data("endpoints")["partitions"])
+    return tuple(data_loader().load_data("endpoints")["partitions"])
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from . import sandbox
 from .errors import RunbookError, SandboxError
+from .params import data_loader
 from .secrets import Credentials
 
 # Standard mode, not legacy: it retries throttling (Throttling, RequestLimitExceeded, ...),
@@ -33,8 +34,6 @@ from .secrets import Credentials
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 5},
                        connect_timeout=10, read_timeout=60)
 
-
-_LOADER: Any = None
 
 # What the operator asks EC2, all of it: the regions to verify (section 05). The
 # operator policy grants no more of EC2 either (runbook.operator); a client with
@@ -108,20 +107,19 @@ def new_session(operations: dict[str, frozenset[str]] | None = None,
     A fresh session parses the JSON models of each service it makes a client
     for (iam and ec2 cost 50-150 ms each); a section makes several sessions
     (operator, service user, one per region thread), so they share botocore's
-    data loader, whose caches hold the parsed models. ``operations`` (e.g.
+    data loader (:func:`runbook.params.data_loader`), whose caches hold the
+    parsed models. ``operations`` (e.g.
     ``{"ec2": frozenset({"RunInstances"})}``) limits the clients of those
     services to those operations (see :class:`OperationsLoader`). ``kwargs``
     go to :class:`boto3.Session` (credentials, ``profile_name``, ``region_name``).
     """
-    global _LOADER
     core = botocore.session.Session()
-    if _LOADER is None:
-        _LOADER = core.get_component("data_loader")
+    loader = data_loader()
     core.register_component("data_loader",
-                            OperationsLoader(_LOADER, operations) if operations else _LOADER)
+                            OperationsLoader(loader, operations) if operations else loader)
     session = boto3.Session(botocore_session=core, **kwargs)
     # boto3 appends its own data folder to the loader's search path per session.
-    _LOADER.search_paths[:] = list(dict.fromkeys(_LOADER.search_paths))
+    loader.search_paths[:] = list(dict.fromkeys(loader.search_paths))
     return session
 
 
