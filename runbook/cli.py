@@ -13,100 +13,28 @@ import argparse
 import gc
 import json
 import os
-import re
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from . import params as P
-from . import sandbox
 from .errors import ParameterError, RunbookError
+
+# Imported where they are used, not here: `runbook run` starts its kernel before
+# anything heavy is imported (see _execute), and yaml, the parameter models and
+# the sandbox cost a twentieth of a second.
 
 
 def _eprint(*args: Any) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-PARAMS_FILE_LIMIT = 64 * 1024  # bytes; a params file names a dozen values
-
-
-class _ParamsLoader(yaml.SafeLoader):
-    """YAML as a params file should read: no repeated names, no radix games with numbers.
-
-    A name given twice is refused (YAML would keep the last one silently).
-    Only plain decimals become integers: YAML 1.1 reads ``012345670123`` as
-    octal and ``0x1CBE991A14`` as hex, which would turn an account ID into
-    another number; here such values stay strings, and the rules judge them.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                repeated = key in seen
-            except TypeError:  # an unhashable key; the caller names the rule
-                continue
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"{key!r} is given twice", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_INT = "tag:yaml.org,2002:int"
-_ParamsLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _INT]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_ParamsLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
-                                    list("-+0123456789"))
-
-
 def load_params_file(path: str) -> dict[str, Any]:
-    """The mapping in a YAML params file. Raises ParameterError naming the file and the rule.
+    """The mapping in a YAML params file (see :func:`runbook.paramsfile.load_params_file`)."""
+    from .paramsfile import load_params_file as load
 
-    Refused: a file over 64 KiB, one that is not UTF-8 YAML, YAML aliases
-    (``*name``: a few hundred bytes of them expand to gigabytes), a name given
-    twice, and anything but a mapping of names to values at the top.
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(PARAMS_FILE_LIMIT + 1)
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise ParameterError([("-f", path, f"cannot read the params file: {reason}")]) from None
-    if len(data) > PARAMS_FILE_LIMIT:
-        raise ParameterError([("-f", path, f"is larger than {PARAMS_FILE_LIMIT // 1024} KiB; "
-                                           "a params file holds a few names and values")])
-    try:
-        for event in yaml.parse(text, Loader=_ParamsLoader):
-            if isinstance(event, yaml.AliasEvent):
-                mark = event.start_mark
-                raise ParameterError([("-f", path, f"uses a YAML alias at line {mark.line + 1}; "
-                                                   "write each value out in full")])
-        loaded = yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader
-    except RecursionError:
-        raise ParameterError([("-f", path, "nests too deeply; a params file holds flat "
-                                           "names and values")]) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ParameterError([("-f", path, f"is not valid YAML{where}: "
-                                           f"{getattr(err, 'problem', err)}")]) from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ParameterError([("-f", path, "must hold a mapping of parameter names to values "
-                                           f"at the top, not a {type(loaded).__name__}")])
-    bad_keys = [k for k in loaded if not isinstance(k, str)]
-    if bad_keys:
-        raise ParameterError([("-f", path, f"parameter names must be strings; found {bad_keys!r}")])
-    return loaded
+    return load(path)
 
 
 def load_operator_policy(path: str) -> dict[str, Any]:
@@ -135,6 +63,8 @@ def parse_cli_value(name: str, raw: str) -> Any:
     Strings stay exactly as typed (so an account ID keeps its leading zero);
     ``null``/``none`` clear an optional value; booleans take true/false/yes/no.
     """
+    from . import params as P
+
     field = None
     for model in P.SECTION_MODELS.values():
         field = model.__dataclass_fields__.get(name) or field
@@ -158,6 +88,7 @@ def run_values(args: argparse.Namespace, sections: list[str] | None = None) -> d
     A name no command takes, or one given with ``-p`` that this command does
     not take, is refused when the run validates.
     """
+    from . import params as P
     from .run import SECTIONS
 
     values: dict[str, Any] = {}
@@ -239,12 +170,14 @@ def check_environment() -> None:
 
 def _execute(args: argparse.Namespace, sections: list[str] | None = None,
              values: dict[str, Any] | None = None):
-    from .run import execute, start_kernel
+    from .engine import start_kernel
 
-    # First of all, so that the kernel boots while the rest is read and checked;
-    # execute() shuts it down however the run ends, and this if it never begins.
+    # First of all, so that the kernel boots while the rest is imported, read and
+    # checked; execute() shuts it down however the run ends, this if it never begins.
     kernel = start_kernel()
     try:
+        from .run import execute
+
         values = run_values(args, sections) if values is None else values
         out = out_dir(args.out)
     except BaseException:
@@ -294,6 +227,8 @@ def _unlink(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    from . import sandbox
+
     if args.action == "start":
         from .evaluate import statements
 
@@ -322,6 +257,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 def _params(args: argparse.Namespace) -> int:
     import dataclasses
+
+    from . import params as P
 
     common = [f.name for f in dataclasses.fields(P.Common)]
     show = lambda f: print(f"  {f.name} = {f.default!r}  # {f.metadata.get('doc', '')}")  # noqa: E731

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -38,6 +37,13 @@ from .errors import RunbookError
 ENGINE_NAME = "runbook-warm"
 KERNEL_NAME = "python3"
 START_TIMEOUT = 60  # seconds for the kernel to answer its first kernel_info
+
+
+# What every section imports, and botocore's region data every form reads: loaded
+# by a run's kernel before it answers (see runbook.kernel.preload).
+PRELOAD = ["runbook.context", "runbook.forms", "runbook.plan", "runbook.users",
+           "runbook.policy", "runbook.attachment", "runbook.handover",
+           "runbook.params:partitions"]
 
 
 class KernelError(RunbookError):
@@ -108,7 +114,7 @@ class WarmKernel:
         # the sockets are files <ip>-<port> in the private folder, none of them yet.
         info = {"transport": "ipc", "ip": os.path.join(self._sockets, "k"),
                 "shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4,
-                "hb_port": 5, "key": secrets.token_hex(32), "signature_scheme": "hmac-sha256",
+                "hb_port": 5, "key": os.urandom(32).hex(), "signature_scheme": "hmac-sha256",
                 "kernel_name": KERNEL_NAME}
         with open(os.open(self.connection_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
                   "w") as handle:
@@ -259,6 +265,20 @@ class WarmKernel:
             return None
         finally:
             shutil.rmtree(self._sockets, ignore_errors=True)
+
+
+def start_kernel() -> WarmKernel:
+    """Launch a run's kernel in the runbook's notebooks folder, preloading :data:`PRELOAD`.
+
+    Returns at once: the kernel boots, about half a second of imports, while
+    the caller goes on. ``runbook run`` calls this before it imports the rest
+    of itself; :func:`runbook.run.execute` shuts the kernel down.
+    """
+    from . import paths
+
+    kernel = WarmKernel(paths.notebooks_dir(), {**os.environ, "RUNBOOK_HOME": str(paths.home())})
+    kernel.start(preload=PRELOAD)
+    return kernel
 
 
 def _run_sync() -> Any:

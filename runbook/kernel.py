@@ -44,16 +44,20 @@ def begin_section(environ: dict[str, str]) -> None:
 def preload(modules: list[str], log: Any = None) -> None:
     """Import ``modules`` now, so sections start warm; one that fails is reported, not raised.
 
-    Its traceback goes to ``log`` (default stderr; the run's kernel.log);
-    the section that imports it fails again with the same traceback, in its
-    notebook.
+    A name ``module:function`` also calls that function with no arguments
+    (data every section reads, such as botocore's region lists). A failure's
+    traceback goes to ``log`` (default stderr; the run's kernel.log); the
+    section that needs it fails again with the same traceback, in its notebook.
     """
     import importlib
     import traceback
 
     for name in modules:
+        module, _, function = name.partition(":")
         try:
-            importlib.import_module(name)
+            imported = importlib.import_module(module)
+            if function:
+                getattr(imported, function)()
         except Exception:  # noqa: BLE001 - see the docstring
             traceback.print_exc(file=log or sys.stderr)
 

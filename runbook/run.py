@@ -83,7 +83,7 @@ def read_outcome(notebook_path: Path) -> dict[str, Any] | None:
     """The last outcome a section recorded in its outputs' metadata, or None."""
     if not notebook_path.exists():
         return None
-    _hide_rfc3987_syntax()
+    _hide_format_checkers()
     import nbformat
 
     return outcome_in(nbformat.read(notebook_path, as_version=4))
@@ -134,26 +134,30 @@ def known_secrets(ctx: Any, models: dict[str, Common]) -> tuple[str, ...]:
     return tuple(s for s in found if s)
 
 
-# What every section imports; loaded in the warm kernel while the run starts.
-PRELOAD = ["runbook.context", "runbook.forms", "runbook.plan", "runbook.users",
-           "runbook.policy", "runbook.attachment", "runbook.handover"]
+# jsonschema's optional format checkers, which jupyter-events installs; idna is
+# not among them (requests uses it).
+_FORMAT_CHECKER_MODULES = ("rfc3987_syntax", "fqdn", "rfc3987", "rfc3986_validator",
+                           "rfc3339_validator", "webcolors", "jsonpointer", "uri_template",
+                           "isoduration")
 
 
-def _hide_rfc3987_syntax() -> None:
-    """Spare this process the second jsonschema spends on a format check it never uses.
+def _hide_format_checkers() -> None:
+    """Spare this process what jsonschema spends on format checks it never makes.
 
-    nbformat imports jsonschema, which imports ``rfc3987_syntax`` when it is
-    installed (jupyter-events pulls it in), and that compiles 38 grammars at
-    import: about one second of CPU, for the ``iri`` format, which no notebook
-    schema uses. Only this process is affected, and only if nothing imported
-    it yet.
+    nbformat imports jsonschema, which imports the optional modules of its
+    format checkers when they are installed (jupyter-events pulls them in):
+    ``rfc3987_syntax`` alone compiles 38 grammars at import (about a second
+    of CPU), and the others together take a few hundredths more. No notebook
+    schema uses those formats, and nbformat validates with fastjsonschema.
+    Only this process is affected, and only modules nothing imported yet.
     """
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    for name in _FORMAT_CHECKER_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _import_papermill() -> Any:
-    """Import papermill (fast, see :func:`_hide_rfc3987_syntax`) with the warm engine registered."""
-    _hide_rfc3987_syntax()
+    """Import papermill (fast, see :func:`_hide_format_checkers`) with the warm engine registered."""
+    _hide_format_checkers()
     import papermill
 
     engine.register()
@@ -200,19 +204,6 @@ def _one_run_at_a_time(home: Path) -> Iterator[None]:
             handle.truncate(0)
 
 
-def start_kernel() -> engine.WarmKernel:
-    """Launch a run's kernel (preloading the library) and return at once.
-
-    The kernel boots, about half a second of imports, while the caller goes
-    on: ``runbook run`` calls this first, before it imports the rest of
-    itself, then validates, finds the sandbox and checks the operator.
-    """
-    kernel = engine.WarmKernel(paths.notebooks_dir(),
-                               {**os.environ, "RUNBOOK_HOME": str(paths.home())})
-    kernel.start(preload=PRELOAD)
-    return kernel
-
-
 def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             out: Path | None = None, progress: Callable[[str], None] | None = None,
             kernel: engine.WarmKernel | None = None) -> RunResult:
@@ -225,14 +216,14 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
 
     The sections share one warm kernel (see :mod:`runbook.engine`), started
     before the sandbox and the operator are checked so that both overlap:
-    ``kernel``, from :func:`start_kernel` (default: one started here). This
+    ``kernel``, from :func:`runbook.engine.start_kernel` (default: one started here). This
     function shuts it down, however it ends.
     """
     sections = sections or list(SECTIONS)
     home = paths.home()
     # The kernel boots while this process validates, imports boto3 and
     # papermill, finds the sandbox and checks the operator.
-    kernel = kernel or start_kernel()
+    kernel = kernel or engine.start_kernel()
     with contextlib.ExitStack() as held:
         try:
             models = validate_run(values, sections)
