@@ -19,6 +19,9 @@ Which widget a field gets:
   the target already has, read through the audited
   :class:`~runbook.context.Context`. If they cannot be read (no sandbox, no
   permission, no network) the fields stay text fields and the form says why.
+  In a section of ``runbook run`` (``RUNBOOK_RUN_DIR`` set) they are text
+  fields too: the names are the run's parameters, no one picks from a list,
+  and the account's users and policies are not listed.
 
 Section 02's form (:class:`~runbook.params.PolicyParams`) also shows the
 policy document and its validation findings, rebuilt whenever the region limit
@@ -30,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import os
 from typing import Any, Callable
 
 import ipywidgets as w
@@ -44,9 +48,10 @@ _PLACEHOLDERS = {"pass_role_arn": "arn:aws:iam::123456789012:role/NAME (none: no
 _STYLE = {"description_width": "160px"}
 
 
-# A Layout is a widget model of its own: each widget gets a new one, since a
-# shared module-level Layout would be one model for all fields, and closed
-# (with every other widget) when a run's warm kernel moves to the next section.
+# A Layout or a style is a widget model of its own (a comm, its state sent to the
+# front end). Each form makes one of each kind and its fields share them: a form
+# of nine fields is then about twenty models, not sixty. None is module-level: a
+# run's warm kernel closes every widget when it moves to the next section.
 def _field_layout() -> w.Layout:
     return w.Layout(width="560px")
 
@@ -104,8 +109,9 @@ class SectionForm:
     """A form for ``model``, pre-filled from ``values`` (usually ``globals()``).
 
     ``read_target`` lists what the target already has, for the pick-lists of
-    section 03 (default: through an audited :class:`Context`); if it raises,
-    those fields stay text fields and :attr:`pick_list_note` says why.
+    section 03 (default: through an audited :class:`Context`, and not at all
+    in a headless run); if it raises, those fields stay text fields and
+    :attr:`pick_list_note` says why.
 
     Raises :class:`ParameterError` when ``values`` themselves break a rule,
     so a headless run stops before the form or any AWS call.
@@ -120,13 +126,17 @@ class SectionForm:
         self.limit_toggle: w.Checkbox | None = None
         self.preview: w.HTML | None = None
         self.pick_list_note = ""
-        choices = self._pick_lists(read_target or _read_target)
-        rows: list[w.Widget] = [w.HTML(f"<b>Parameters of {html.escape(model.section)}</b>")]
+        self._field_layout = _field_layout()
+        self._message_layout = _message_layout()
+        self._styles: dict[type, w.Widget] = {}
+        choices = self._pick_lists(read_target)
+        rows: list[w.Widget] = [w.HTML(f"<b>Parameters of {html.escape(model.section)}</b>",
+                                       style=self._style(w.HTML))]
         for field in dataclasses.fields(model):
             name = field.name
             widget = self._widget(name, getattr(self.initial, name),
                                   field.metadata.get("doc", ""), choices.get(name))
-            message = w.HTML("", layout=_message_layout())
+            message = w.HTML("", layout=self._message_layout, style=self._style(w.HTML))
             self.fields[name] = widget
             self.messages[name] = message
             widget.observe(lambda change, name=name: self._on_change(name), names="value")
@@ -137,54 +147,75 @@ class SectionForm:
             rows.append(message)
         if self.pick_list_note:
             rows.append(w.HTML(f"<i>{html.escape(self.pick_list_note)}</i>",
-                               layout=_message_layout()))
+                               layout=self._message_layout, style=self._style(w.HTML)))
         if issubclass(model, PolicyParams):
-            self.preview = w.HTML(self._preview_html())
+            self.preview = w.HTML(self._preview_html(), style=self._style(w.HTML))
             rows.append(self.preview)
         self.widget = w.VBox(rows)
 
     # --- building ---
 
-    def _pick_lists(self, read_target: Callable[[Common], dict[str, list[str]]]
+    def _pick_lists(self, read_target: Callable[[Common], dict[str, list[str]]] | None
                     ) -> dict[str, list[str]]:
         if not issubclass(self.model, AttachParams):
             return {}
+        if read_target is None and os.environ.get("RUNBOOK_RUN_DIR"):
+            # A `runbook run` section: its names are parameters and no one picks from a
+            # list; listing every user and policy of the account would cost two
+            # paginated calls per run (and the FormPickLists permission) for nothing.
+            self.pick_list_note = ("A headless run takes these names from its parameters; "
+                                   "the pick lists are for a person at the form.")
+            return {}
         try:
-            found = read_target(self.initial)
+            found = (read_target or _read_target)(self.initial)
         except Exception as err:  # noqa: BLE001 - whatever fails, the form must still show
             self.pick_list_note = ("Could not list the target's users and policies "
                                    f"({_reason(err)}); type the names instead.")
             return {}
         return found
 
+    def _style(self, cls: type) -> w.Widget:
+        """The form's one style model for widgets of ``cls`` (each class has its own kind).
+
+        Fields (labelled) get the wide label of ``_STYLE``; text (``w.HTML``) the default.
+        """
+        if cls not in self._styles:
+            kind = cls.class_traits()["style"].klass
+            self._styles[cls] = kind() if cls is w.HTML else kind(**_STYLE)
+        return self._styles[cls]
+
     def _widget(self, name: str, value: Any, doc: str, existing: list[str] | None) -> w.Widget:
-        common = dict(description=name, tooltip=doc, layout=_field_layout(), style=_STYLE)
+        def common(cls: type) -> dict[str, Any]:
+            return dict(description=name, tooltip=doc, layout=self._field_layout,
+                        style=self._style(cls))
+
         if name in _CHOICES:
-            return w.Dropdown(options=_CHOICES[name], value=value, **common)
+            return w.Dropdown(options=_CHOICES[name], value=value, **common(w.Dropdown))
         if name in _REGION_FIELDS:
-            return w.Dropdown(options=list(known_regions()), value=value, **common)
+            return w.Dropdown(options=list(known_regions()), value=value, **common(w.Dropdown))
         if name == "limit_region":
             self.limit_toggle = w.Checkbox(value=value is not None, indent=True,
                                            description="limit EC2 to one region",
-                                           layout=_field_layout(), style=_STYLE)
+                                           layout=self._field_layout,
+                                           style=self._style(w.Checkbox))
             self.limit_toggle.observe(lambda change: self._on_change("limit_region"),
                                       names="value")
             dropdown = w.Dropdown(options=list(known_regions()),
                                   value=value or self.initial.region,
-                                  disabled=value is None, **common)
+                                  disabled=value is None, **common(w.Dropdown))
             return dropdown
         if isinstance(value, bool):
-            return w.Checkbox(value=value, indent=True, **common)
+            return w.Checkbox(value=value, indent=True, **common(w.Checkbox))
         if existing is not None:
             # The parameter's own value stays selectable even before it exists.
             options = [(n, n) for n in existing]
             if value not in existing:
                 options.insert(0, (f"{value} (not in the account yet)", value))
-            return w.Dropdown(options=options, value=value, **common)
+            return w.Dropdown(options=options, value=value, **common(w.Dropdown))
         if isinstance(value, (list, tuple)):
             value = ",".join(map(str, value))  # verify_regions: the -p form of a list
         return w.Text(value="" if value is None else str(value),
-                      placeholder=_PLACEHOLDERS.get(name, "(none)"), **common)
+                      placeholder=_PLACEHOLDERS.get(name, "(none)"), **common(w.Text))
 
     def _limit_row(self, dropdown: w.Widget) -> w.Widget:
         return w.VBox([self.limit_toggle, dropdown])

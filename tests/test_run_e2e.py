@@ -61,6 +61,8 @@ def test_first_run__links_the_account_and_leaves_the_audit_record(fresh_home, ru
     assert verified["regions_allowed"] == tried and "us-west-2" in tried
     assert verified["regions_denied"] == [] and verified["list_instance_profiles"] is True
     assert not [r for r in tried if r.startswith(("cn-", "us-gov-"))]
+    # A headless run names its user and policy: section 03's form lists nothing.
+    assert not {"ListUsers", "ListPolicies"} & {r["operation"] for r in result.audit}
     assert stat.S_IMODE((fresh_home / "sandbox" / "credentials").stat().st_mode) == 0o600
     assert_no_secret(result, fresh_home)
 
@@ -174,14 +176,16 @@ def test_sandbox_status__prints_the_endpoint_and_stop_stops_it(fresh_home, runbo
     assert runbook_cli("sandbox", "status", home=fresh_home).returncode == 3
 
 
-def test_operator_with_only_the_readme_policy__links_the_account(fresh_home, runbook_cli,
-                                                                 tmp_path):
+def test_operator_with_only_the_readme_policy__and_no_pick_list_grant__links_the_account(
+        fresh_home, runbook_cli, tmp_path):
     from runbook.operator import operator_policy
 
     # moto checks IAM actions against Resource "*" only (it does not know an IAM
     # call's resource ARN), so the scoped resources are widened here; the
-    # action list is what this test proves complete.
+    # action list is what this test proves complete. FormPickLists only serves
+    # section 03's form in JupyterLab; a headless run does without it.
     document = operator_policy()
+    document["Statement"] = [s for s in document["Statement"] if s["Sid"] != "FormPickLists"]
     for statement in document["Statement"]:
         statement["Resource"] = "*"
     policy_file = tmp_path / "operator.json"
