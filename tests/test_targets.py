@@ -50,3 +50,58 @@ def test_operator_sessions_ec2_operations__are_exactly_what_the_operator_policy_
                for statement in operator.operator_policy()["Statement"]
                for action in statement["Action"] if action.startswith("ec2:")}
     assert granted == set(targets.OPERATOR_OPERATIONS["ec2"])
+
+
+def test_pruned_model__is_kept_in_the_runbook_home_and_read_back_from_there(tmp_path,
+                                                                          monkeypatch):
+    import json
+
+    from runbook import params
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path))
+    keep = frozenset({"GetCallerIdentity"})
+    made = targets.pruned_model(params.data_loader(), "sts", None, keep)
+    assert set(made["operations"]) == set(keep)
+    [kept] = (tmp_path / "cache" / "models").iterdir()
+    assert json.loads(kept.read_text()) == made
+    kept.write_text(json.dumps({**made, "documentation": "read back"}))
+    assert targets.pruned_model(params.data_loader(), "sts", None, keep)["documentation"] == \
+        "read back"
+
+
+def test_pruned_model__a_kept_model_that_cannot_be_read__is_made_again(tmp_path, monkeypatch):
+    import json
+
+    from runbook import params
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path))
+    keep = frozenset({"GetCallerIdentity"})
+    made = targets.pruned_model(params.data_loader(), "sts", None, keep)
+    [kept] = (tmp_path / "cache" / "models").iterdir()
+    for damage in ("{not json", json.dumps({"operations": {}}), "[]"):
+        kept.write_text(damage)
+        assert targets.pruned_model(params.data_loader(), "sts", None, keep) == made
+        assert json.loads(kept.read_text()) == made
+
+
+def test_pruned_model__a_new_model_file_for_the_service__is_read_instead_of_the_kept_one(
+        tmp_path, monkeypatch):
+    """A model in ~/.aws/models (or a botocore upgrade) must not be hidden by a kept model."""
+    import json
+
+    import botocore.loaders
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / "home"))
+    keep = frozenset({"GetCallerIdentity"})
+    loader = botocore.loaders.create_loader()
+    version = loader.determine_latest_version("sts", "service-2")
+    first = targets.pruned_model(loader, "sts", None, keep)
+    override = dict(loader.load_service_model("sts", "service-2"), documentation="override")
+    folder = tmp_path / "models" / "sts" / version
+    folder.mkdir(parents=True)
+    (folder / "service-2.json").write_text(json.dumps(override))
+    loader = botocore.loaders.create_loader()
+    loader.search_paths.insert(0, str(tmp_path / "models"))
+    second = targets.pruned_model(loader, "sts", None, keep)
+    assert first.get("documentation") != "override" and second["documentation"] == "override"
+    assert len(list((tmp_path / "home" / "cache" / "models").iterdir())) == 2
