@@ -50,7 +50,8 @@ class OperationsLoader:
     modelled exceptions (about 10 ms for EC2's 4,400). Both are paid per
     client, and section 05 makes one EC2 client per region. Clients made
     through this loader have ``operations`` only, and the shapes those reach
-    plus the service's exception shapes; each kept shape is the real model's.
+    plus the service's exception shapes; each kept shape is the real model's,
+    less its documentation.
     The cut-down models are kept in the runbook home (see :func:`pruned_model`).
     Everything but :meth:`load_service_model` is the shared loader's.
     """
@@ -77,7 +78,7 @@ class OperationsLoader:
 
 # Part of a kept model's name: a change to what a cut-down model keeps must not
 # read the models an earlier runbook kept.
-PRUNED_FORMAT = 1
+PRUNED_FORMAT = 2
 
 
 def pruned_model(loader: Any, service: str, api_version: str | None,
@@ -130,7 +131,12 @@ def pruned_model(loader: Any, service: str, api_version: str | None,
 
 
 def _prune(model: dict[str, Any], service: str, keep: frozenset[str]) -> dict[str, Any]:
-    """``model`` with the operations ``keep``, the shapes they reach and the exception shapes."""
+    """``model`` with the operations ``keep``, the shapes they reach and the exception shapes.
+
+    Without the documentation: clients never read it but for docstrings, it
+    is most of a model's size, and its URLs look like secrets to the scan
+    every runbook folder passes (``docs.aws.amazon.com/AWSEC2/latest/...``).
+    """
     missing = keep - set(model["operations"])
     if missing:
         raise ValueError(f"{service} has no operation {sorted(missing)}")
@@ -140,8 +146,18 @@ def _prune(model: dict[str, Any], service: str, keep: frozenset[str]) -> dict[st
     for operation in operations.values():
         roots += [operation[k]["shape"] for k in ("input", "output") if k in operation]
         roots += [error["shape"] for error in operation.get("errors", [])]
-    return {**model, "operations": operations,
-            "shapes": {name: shapes[name] for name in _reached(shapes, roots)}}
+    return _undocumented({**model, "operations": operations,
+                          "shapes": {name: shapes[name] for name in _reached(shapes, roots)}})
+
+
+def _undocumented(value: Any) -> Any:
+    """``value`` (a model, or part of one) without its ``documentation`` texts, copied."""
+    if isinstance(value, dict):
+        return {k: _undocumented(v) for k, v in value.items()
+                if k not in ("documentation", "documentationUrl")}
+    if isinstance(value, list):
+        return [_undocumented(v) for v in value]
+    return value
 
 
 def _reached(shapes: dict[str, Any], roots: list[str]) -> set[str]:
