@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 from . import __version__, engine, paths, sandbox
 from .errors import ParameterError, RunbookError, SandboxError
 from .params import Common, validate_run
-from .secrets import scan_tree
+from .secrets import Finding, scan_text, scan_tree
 from .sinks import SharedCredentialsProfile
 
 SECTIONS = ["01_create_user", "02_create_policy", "03_attach_policy", "04_add_credentials",
@@ -466,7 +466,8 @@ def _finish(run_dir: Path, summary: dict[str, Any], known: tuple[str, ...]) -> l
     summary["secret_scan"] = {"findings": [str(f.path.relative_to(run_dir)) + f":{f.line}"
                                            for f in findings]}
     path = run_dir / "run.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    text = json.dumps(summary, indent=2, default=str) + "\n"
+    path.write_text(text)
     os.chmod(path, 0o600)
-    return findings + [f for f in scan_tree(run_dir, known) if f.path == path
-                       and f not in findings]
+    written = [Finding(path, line, kind) for line, kind in scan_text(text, known)]
+    return findings + [f for f in written if f not in findings]

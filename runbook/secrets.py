@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +56,35 @@ class Finding:
 
 
 def scan_text(text: str, known: tuple[str, ...] = ()) -> list[tuple[int, str]]:
-    """``(line, kind)`` for each known secret or secret-shaped value in ``text``."""
-    hits = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if any(secret and secret in line for secret in known):
-            hits.append((number, "secret"))
+    """``(line, kind)`` for each line holding a known secret or a secret-shaped value.
+
+    One line, one finding: "secret" when a known secret is on it, else
+    "secret-shaped". Lines are counted as :meth:`str.splitlines` counts them.
+    The text is searched whole (the shape cannot span lines), and split into
+    lines only when something is found.
+    """
+    starts: list[int] = []
+
+    def line_of(offset: int) -> int:
+        if not starts:
+            at = 0
+            for piece in text.splitlines(keepends=True):
+                starts.append(at)
+                at += len(piece)
+        return bisect.bisect_right(starts, offset)
+
+    kinds: dict[int, str] = {}
+    for secret in known:
+        if not secret:
             continue
-        if any(looks_like_secret(m.group()) for m in SECRET_SHAPED.finditer(line)):
-            hits.append((number, "secret-shaped"))
-    return hits
+        at = text.find(secret)
+        while at != -1:
+            kinds[line_of(at)] = "secret"
+            at = text.find(secret, at + 1)
+    for match in SECRET_SHAPED.finditer(text):
+        if looks_like_secret(match.group()):
+            kinds.setdefault(line_of(match.start()), "secret-shaped")
+    return sorted(kinds.items())
 
 
 def scan_tree(root: Path, known: tuple[str, ...] = ()) -> list[Finding]:
