@@ -8,10 +8,14 @@ PYTEST_ARGS ?=
 
 .PHONY: run test unit nbval notebooks bench sandbox-stop clean
 
+# The venv, with the package installed editable and byte-compiled (an editable
+# install compiles none of it; where PYTHONDONTWRITEBYTECODE is set, every
+# command would compile it again).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q runbook
 	touch $@
 
 ## run: link the embedded sandbox account end to end (sections in order), keep the run folder
