@@ -199,7 +199,12 @@ class WarmKernel:
                     answered = msg["parent_header"]["msg_id"]
             if answered is not None:
                 while True:  # replies to this request and any before it, in order
-                    reply = await self.kc.shell_channel.get_msg(timeout=START_TIMEOUT)
+                    try:
+                        reply = await self.kc.shell_channel.get_msg(
+                            timeout=max(1.0, deadline - time.monotonic()))
+                    except Empty:
+                        raise RuntimeError("it said it was idle but sent no kernel_info "
+                                           "reply") from None
                     if reply["parent_header"].get("msg_id") == answered:
                         self.kc._handle_kernel_info_reply(reply)
                         return
