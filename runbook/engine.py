@@ -92,8 +92,11 @@ class WarmKernel:
         self.cwd = Path(cwd)
         self.env = dict(env)
         # IPC sockets in a private folder: no TCP port open to other local users,
-        # and an absolute path, since the kernel runs in another directory.
-        self._sockets = tempfile.mkdtemp(prefix="runbook-kernel-")
+        # and an absolute path, since the kernel runs in another directory. Its
+        # name holds this process's pid, so that a later run can tell it is
+        # abandoned (a run killed with SIGKILL cannot remove it).
+        remove_abandoned_folders()
+        self._sockets = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
         # The kernel starts before the run folder exists; save_log() copies it there.
         self.log_path = Path(self._sockets) / "kernel.log"
         self.connection_file = os.path.join(self._sockets, "kernel.json")
@@ -270,6 +273,43 @@ class WarmKernel:
             return None
         finally:
             shutil.rmtree(self._sockets, ignore_errors=True)
+
+
+FOLDER_PREFIX = "runbook-kernel-"
+
+
+def remove_abandoned_folders() -> list[str]:
+    """Delete the kernel folders that runs killed outright left in the temp dir; return them.
+
+    A run removes its kernel's folder (connection file with the kernel's
+    key, sockets, log) when it ends, but not when it is killed with SIGKILL;
+    its kernel then ends by itself (it polls its parent). A folder is
+    removed only when it is this user's and the run named in it is gone.
+    """
+    import re
+
+    from .files import pid_alive
+
+    pattern = re.compile(rf"{re.escape(FOLDER_PREFIX)}(\d+)-[^/]+")
+    removed = []
+    base = tempfile.gettempdir()
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if not match:
+            continue
+        path = os.path.join(base, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid() or pid_alive(int(match.group(1))):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def start_kernel() -> WarmKernel:

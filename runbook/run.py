@@ -156,7 +156,7 @@ def _hide_format_checkers() -> None:
 
 
 def _import_papermill() -> Any:
-    """Import papermill (fast, see :func:`_hide_format_checkers`) with the warm engine registered."""
+    """Import papermill (quickly: see :func:`_hide_format_checkers`), the warm engine registered."""
     _hide_format_checkers()
     import papermill
 

@@ -134,6 +134,7 @@ def test_warm_kernel__ends_by_itself_when_the_process_that_started_it_is_killed(
          "k.start(); k.ready(); print(k.process.pid, flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True)
     kernel_pid = int(parent.stdout.readline())
+    folders = set(tmp_folders())
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 30
@@ -147,6 +148,29 @@ def test_warm_kernel__ends_by_itself_when_the_process_that_started_it_is_killed(
     else:
         os.kill(kernel_pid, signal.SIGKILL)
         pytest.fail("the kernel outlived the process that started it by 30 s")
+    # Its private folder (connection key, sockets) is left; the next run removes it.
+    [left] = [f for f in folders if f.name.startswith(f"runbook-kernel-{parent.pid}-")]
+    assert left.exists()
+    assert str(left) in engine.remove_abandoned_folders() and not left.exists()
+
+
+def tmp_folders():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.gettempdir()).glob("runbook-kernel-*")
+
+
+def test_kernel_folders__of_a_run_still_running__are_kept(tmp_path):
+    import os
+    import tempfile
+
+    mine = tempfile.mkdtemp(prefix=f"runbook-kernel-{os.getpid()}-")
+    try:
+        assert mine not in engine.remove_abandoned_folders()
+        assert os.path.isdir(mine)
+    finally:
+        os.rmdir(mine)
 
 
 def test_warm_kernel__shut_down_while_it_boots__raises_nothing_in_any_thread(tmp_path):
