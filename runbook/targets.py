@@ -78,7 +78,7 @@ class OperationsLoader:
 
 # Part of a kept model's name: a change to what a cut-down model keeps must not
 # read the models an earlier runbook kept.
-PRUNED_FORMAT = 2
+PRUNED_FORMAT = 3
 
 
 def pruned_model(loader: Any, service: str, api_version: str | None,
@@ -90,7 +90,8 @@ def pruned_model(loader: Any, service: str, api_version: str | None,
     the runbook's format, botocore's version, the operations, and the path,
     size and time of every model file botocore would read for the service
     (an upgrade or a model in ~/.aws/models is a new name). A kept model that
-    cannot be read is made again; one that cannot be written costs time only.
+    is not exactly what was written (see :func:`_read_kept`) is made again;
+    one that cannot be written costs time only.
     """
     import hashlib
     import json
@@ -98,7 +99,6 @@ def pruned_model(loader: Any, service: str, api_version: str | None,
     import botocore
 
     from . import paths
-    from .files import atomic_write_text
 
     version = api_version or loader.determine_latest_version(service, "service-2")
     sources = []
@@ -115,18 +115,63 @@ def pruned_model(loader: Any, service: str, api_version: str | None,
                            sources])
     kept = (paths.home() / "cache" / "models" /
             f"{service}-{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json")
-    try:
-        model = json.loads(kept.read_text(encoding="utf-8"))
-        if set(model["operations"]) == keep and isinstance(model["shapes"], dict):
-            return model
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    model = _read_kept(kept)
+    if model is not None and set(model.get("operations", ())) == keep:
+        return model
     model = _prune(loader.load_service_model(service, "service-2", api_version), service, keep)
+    text = json.dumps(model)
     try:
         kept.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write_text(kept, json.dumps(model))
+        # Written beside it and renamed over it: a symlink in its place is replaced,
+        # never followed.
+        temporary = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                          0o600), "w", encoding="utf-8") as handle:
+            handle.write(hashlib.sha256(text.encode()).hexdigest() + "\n" + text)
+        os.replace(temporary, kept)
     except OSError:
         pass
+    return model
+
+
+KEPT_MODEL_LIMIT = 8 * 1024 * 1024  # bytes; EC2's cut-down model is 63 KB
+
+
+def _read_kept(path: Path) -> dict[str, Any] | None:
+    """A kept model, or None when there is none, or it is not exactly what was written.
+
+    It must be a regular file (not a symlink, FIFO or device), at most
+    :data:`KEPT_MODEL_LIMIT`, whose first line is the SHA-256 of the rest,
+    a JSON model.
+    """
+    import hashlib
+    import json
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_size > KEPT_MODEL_LIMIT:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(KEPT_MODEL_LIMIT + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    digest, _, body = data.partition(b"\n")
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        return None
+    try:
+        model = json.loads(body)
+    except ValueError:
+        return None
+    if not (isinstance(model, dict) and isinstance(model.get("operations"), dict)
+            and isinstance(model.get("shapes"), dict)):
+        return None
     return model
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import botocore.session
@@ -64,8 +65,10 @@ def test_pruned_model__is_kept_in_the_runbook_home_and_read_back_from_there(tmp_
     made = targets.pruned_model(params.data_loader(), "sts", None, keep)
     assert set(made["operations"]) == set(keep)
     [kept] = (tmp_path / "cache" / "models").iterdir()
-    assert json.loads(kept.read_text()) == made
-    kept.write_text(json.dumps({**made, "kept": "read back"}))
+    digest, body = kept.read_text().split("\n", 1)
+    assert json.loads(body) == made and digest == hashlib.sha256(body.encode()).hexdigest()
+    body = json.dumps({**made, "kept": "read back"})
+    kept.write_text(hashlib.sha256(body.encode()).hexdigest() + "\n" + body)
     assert targets.pruned_model(params.data_loader(), "sts", None, keep)["kept"] == "read back"
 
 
@@ -76,10 +79,37 @@ def test_pruned_model__a_kept_model_that_cannot_be_read__is_made_again(tmp_path,
     keep = frozenset({"GetCallerIdentity"})
     made = targets.pruned_model(params.data_loader(), "sts", None, keep)
     [kept] = (tmp_path / "cache" / "models").iterdir()
-    for damage in ("{not json", json.dumps({"operations": {}}), "[]"):
+    good = kept.read_text()
+    body = json.dumps({"operations": {"GetCallerIdentity": {}}, "shapes": {}})
+    for damage in ("{not json", body, good[:-10], good[:-10] + "x" * 10,
+                   hashlib.sha256(b"[]").hexdigest() + "\n[]"):
         kept.write_text(damage)
         assert targets.pruned_model(params.data_loader(), "sts", None, keep) == made
-        assert json.loads(kept.read_text()) == made
+        assert kept.read_text() == good
+
+
+def test_pruned_model__a_kept_model_that_is_not_a_plain_file__is_neither_followed_nor_read(
+        tmp_path, monkeypatch):
+    import os
+
+    from runbook import params
+
+    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / "home"))
+    keep = frozenset({"GetCallerIdentity"})
+    made = targets.pruned_model(params.data_loader(), "sts", None, keep)
+    [kept] = (tmp_path / "home" / "cache" / "models").iterdir()
+    good = kept.read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text(good)  # a valid kept model, but not in its place
+    kept.unlink()
+    kept.symlink_to(elsewhere)
+    assert targets.pruned_model(params.data_loader(), "sts", None, keep) == made
+    assert not kept.is_symlink() and kept.read_text() == good  # replaced, not written through
+    assert elsewhere.read_text() == good
+    kept.unlink()
+    os.mkfifo(kept)  # would block a plain open()
+    assert targets.pruned_model(params.data_loader(), "sts", None, keep) == made
+    assert kept.read_text() == good
 
 
 def test_pruned_model__a_new_model_file_for_the_service__is_read_instead_of_the_kept_one(
