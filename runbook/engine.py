@@ -172,7 +172,8 @@ class WarmKernel:
             run_sync = _run_sync()
             run_sync(self._await_kernel_info)(timeout)
         except RuntimeError as err:
-            raise KernelError(f"the kernel did not start: {err}; see {self.log_path}") from None
+            raise KernelError(f"the kernel did not start: {err} (what it printed is kept as "
+                              "kernel.log in the run folder)") from None
         self._ready = True
 
     async def _await_kernel_info(self, timeout: float) -> None:
@@ -241,9 +242,11 @@ class WarmKernel:
 
         Safe to call more than once, and before :meth:`ready`.
         """
+        self._ready = False
         try:
             if self.kc is not None:
-                self.kc.stop_channels()
+                client, self.kc = self.kc, None
+                client.stop_channels()
             if self.process is not None and self.process.poll() is None:
                 # The whole process group, as jupyter_client's kill does; waiting on
                 # the process itself, not polling every 0.1 s as shutdown_kernel() does.
@@ -252,8 +255,10 @@ class WarmKernel:
                 except OSError:
                     self.process.kill()
                 self.process.wait(timeout=START_TIMEOUT)
-            if self.km is not None and self.km.has_kernel:
-                _run_sync()(self.km.shutdown_kernel)(now=True)
+            # Not km.shutdown_kernel(): it would run the event loop again, where a
+            # cell abandoned by an interrupt still holds its KeyboardInterrupt and
+            # would raise it in the middle of the run's record. The process is gone;
+            # the connection file and sockets go with the folder (save_log).
         finally:
             if self._log is not None:
                 self._log.close()
@@ -322,7 +327,12 @@ def start_kernel() -> WarmKernel:
     from . import paths
 
     kernel = WarmKernel(paths.notebooks_dir(), {**os.environ, "RUNBOOK_HOME": str(paths.home())})
-    kernel.start(preload=PRELOAD)
+    try:
+        kernel.start(preload=PRELOAD)
+    except BaseException:  # an interrupt, or a kernel that cannot be launched at all
+        kernel.shutdown()
+        kernel.save_log(None)
+        raise
     return kernel
 
 

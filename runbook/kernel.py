@@ -79,6 +79,34 @@ def _close_widgets() -> None:
     ipywidgets.Widget.close_all()
 
 
+def _end_with_parent() -> None:
+    """Exit as soon as the run that started this kernel is gone, from the very start.
+
+    The run names itself in ``JPY_PARENT_PID``. ipykernel's own watcher
+    starts only once the kernel is set up, and if the run died while the
+    kernel booted it waits instead for init (pid 1) to adopt the kernel,
+    which never happens where a subreaper adopts orphans (``systemd --user``,
+    some CI runners): the kernel would live on. This checks every half second.
+    """
+    named = os.environ.get("JPY_PARENT_PID", "")
+    if not named.isdigit():
+        return
+    parent = int(named)
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="runbook-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Start an IPython kernel without the debugger: ``ipykernel_launcher`` minus debugpy.
 
@@ -94,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     to import is reported on stderr (the run's kernel.log) and the kernel
     starts anyway: the section that imports it fails with the traceback.
     """
+    _end_with_parent()
     args = list(sys.argv[1:] if argv is None else argv)
     modules: list[str] = []
     if args and args[0].startswith("--preload="):

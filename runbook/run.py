@@ -33,8 +33,7 @@ from .params import Common, validate_run
 from .secrets import Finding, scan_text, scan_tree
 from .sinks import SharedCredentialsProfile
 
-SECTIONS = ["01_create_user", "02_create_policy", "03_attach_policy", "04_add_credentials",
-            "05_verify_link"]
+SECTIONS = paths.SECTIONS
 SECTION_TIMEOUT = 900  # seconds a cell may run before the section fails (a hung call)
 _VERSIONED = ("boto3", "botocore", "moto", "papermill", "nbclient", "ipykernel", "ipywidgets",
               "nbformat")
@@ -227,6 +226,8 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
     with contextlib.ExitStack() as held:
         try:
             models = validate_run(values, sections)
+            from .context import Context  # noqa: F401 - here, not between run folder and record
+
             held.enter_context(_one_run_at_a_time(home))
             try:
                 run_dir = new_run_dir(out)
@@ -237,8 +238,15 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
             kernel.shutdown()
             kernel.save_log(None)  # refused before it began: no run folder, nothing kept
             raise
-        return _execute(kernel, models, sections, home, run_dir,
-                        progress or (lambda line: None))
+        try:
+            return _execute(kernel, models, sections, home, run_dir,
+                            progress or (lambda line: None))
+        except BaseException:
+            # An interrupt before _execute's own record-keeping began; it shuts the
+            # kernel down itself otherwise (both calls are safe twice).
+            kernel.shutdown()
+            kernel.save_log(run_dir)
+            raise
 
 
 def _execute(kernel: engine.WarmKernel, models: dict[str, Common], sections: list[str],

@@ -219,3 +219,47 @@ def test_run_record__a_signal_while_it_is_written__waits_until_it_is_done():
             written.append("run.json")  # not cut short by either signal
     assert written == ["run.json"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_warm_kernel__ends_when_its_run_dies_while_it_boots__even_under_a_subreaper(tmp_path):
+    """Under a subreaper (systemd --user, some CI runners) an orphan is never adopted by pid 1.
+
+    The process below becomes a subreaper, starts a "run" that launches a
+    kernel and is killed at once, while the kernel still boots; the kernel,
+    now this process's child, must end by itself.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    run = tmp_path / "run.py"
+    run.write_text(textwrap.dedent(f"""
+        import time
+        from runbook import engine
+        kernel = engine.WarmKernel({str(tmp_path)!r}, {{}})
+        kernel.start(preload=["runbook.context"])
+        print(kernel.process.pid, flush=True)
+        time.sleep(600)
+        """))
+    reaper = tmp_path / "reaper.py"
+    reaper.write_text(textwrap.dedent(f"""
+        import ctypes, os, signal, subprocess, sys, time
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        run = subprocess.Popen([sys.executable, {str(run)!r}], stdout=subprocess.PIPE, text=True)
+        kernel = int(run.stdout.readline())
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if os.waitpid(kernel, os.WNOHANG)[0]:  # the orphaned kernel is ours now
+                print("ended")
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(kernel, signal.SIGKILL)
+            os.waitpid(kernel, 0)
+            print("lingered")
+        """))
+    result = subprocess.run([sys.executable, str(reaper)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "ended", result.stderr
