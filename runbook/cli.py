@@ -44,6 +44,8 @@ def load_operator_policy(path: str) -> dict[str, Any]:
     name = "--operator-policy"
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ParameterError([(name, path, "nests too deeply to be a policy")]) from None
     except (OSError, UnicodeDecodeError) as err:
         reason = getattr(err, "strerror", None) or str(err)
         raise ParameterError([(name, path, f"cannot read the policy file: {reason}")]) from None
@@ -129,7 +131,13 @@ def out_dir(value: str | None) -> Path | None:
         raise ParameterError([("--out", value, "is empty; name a folder (default: runs/ of "
                                                "the checkout)")])
     path = Path(value).expanduser().absolute()
-    if str(path.resolve()).startswith(("/dev/", "/proc/", "/sys/")):
+    if any(len(part.encode()) > 255 for part in path.parts):
+        raise ParameterError([("--out", value, "has a folder name over 255 bytes")])
+    try:
+        resolved = path.resolve()
+    except RuntimeError:
+        raise ParameterError([("--out", value, "is a symlink loop; name a folder")]) from None
+    if str(resolved).startswith(("/dev/", "/proc/", "/sys/")):
         raise ParameterError([("--out", value, "is under /dev, /proc or /sys; name a folder "
                                                "of your own")])
     existing = next(p for p in (path, *path.parents) if p.exists())
@@ -148,7 +156,11 @@ def check_environment() -> None:
     """
     problems = []
     home = os.environ.get("RUNBOOK_HOME")
-    if home:
+    if home and Path(os.path.realpath(Path(home).expanduser())).parts[1:2] in (
+            ("dev",), ("proc",), ("sys",)):
+        problems.append(("RUNBOOK_HOME", home, "is under /dev, /proc or /sys; unset it or name "
+                                               "a folder of your own"))
+    elif home:
         path = Path(home).expanduser().absolute()
         try:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -170,8 +182,15 @@ def check_environment() -> None:
 
 def _execute(args: argparse.Namespace, sections: list[str] | None = None,
              values: dict[str, Any] | None = None):
+    from . import paths
     from .engine import start_kernel
 
+    missing = paths.missing_notebooks(sections or paths.SECTIONS)
+    if missing:
+        where = str(paths.notebooks_dir())
+        raise ParameterError([("RUNBOOK_NOTEBOOKS", os.environ.get("RUNBOOK_NOTEBOOKS") or where,
+                               f"{where} has no {', '.join(missing)}; run from the runbook's "
+                               "checkout, or set RUNBOOK_NOTEBOOKS to its notebooks/ folder")])
     # First of all, so that the kernel boots while the rest is imported, read and
     # checked; execute() shuts it down however the run ends, this if it never begins.
     kernel = start_kernel()

@@ -182,7 +182,13 @@ def _file_path(value: Any) -> str | None:
         path = Path(text).expanduser()
     except RuntimeError:
         return "starts with '~user' for a user this machine does not know"
-    real = Path(os.path.realpath(path))
+    try:
+        real = Path(os.path.realpath(path, strict=False))
+        path.resolve()  # os.path.realpath leaves a symlink loop as it is; this raises
+    except RuntimeError:
+        return "is a symlink loop; name a file, or a symlink to one"
+    except OSError as err:
+        return f"cannot be followed: {err.strerror or err}"
     system = ("/dev/", "/proc/", "/sys/")
     if os.path.abspath(path).startswith(system) or str(real).startswith(system):
         return "is under /dev, /proc or /sys; name a file of your own"

@@ -27,9 +27,20 @@ def home() -> Path:
     return path
 
 
+# The link's sections, in the order a run executes them (rotate and unlink have one each).
+SECTIONS = ["01_create_user", "02_create_policy", "03_attach_policy", "04_add_credentials",
+            "05_verify_link"]
+
+
 def notebooks_dir() -> Path:
     """The section notebooks: ``$RUNBOOK_NOTEBOOKS`` or ``notebooks/`` of the checkout."""
     return Path(os.environ.get("RUNBOOK_NOTEBOOKS") or project_dir() / "notebooks")
+
+
+def missing_notebooks(sections: list[str]) -> list[str]:
+    """The notebooks of ``sections`` that :func:`notebooks_dir` lacks (file names)."""
+    folder = notebooks_dir()
+    return [f"{name}.ipynb" for name in sections if not (folder / f"{name}.ipynb").is_file()]
 
 
 def runs_dir() -> Path:

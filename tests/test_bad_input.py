@@ -276,10 +276,22 @@ def test_bad_value__a_huge_one__is_quoted_cut_short_in_the_message(isolated, tmp
     (lambda tmp, mp: ["--out", "/sys/kernel/runs"], "--out="),
     (lambda tmp, mp: mp.setenv("RUNBOOK_HOME", str(tmp / "afile" / "sub")) or [],
      "RUNBOOK_HOME="),
+    (lambda tmp, mp: mp.setenv("RUNBOOK_HOME", "/proc") or [], "RUNBOOK_HOME='/proc': is under"),
+    (lambda tmp, mp: mp.setenv("RUNBOOK_NOTEBOOKS", str(tmp)) or [],
+     "RUNBOOK_NOTEBOOKS="),
+    (lambda tmp, mp: (tmp / "loop").symlink_to(tmp / "loop") or ["--out", str(tmp / "loop")],
+     "--out="),
+    (lambda tmp, mp: ["--out", str(tmp / ("r" * 256))], "--out="),
+    (lambda tmp, mp: (tmp / "loop").symlink_to(tmp / "loop") or [
+        "-p", "credentials_file", str(tmp / "loop")], "credentials_file="),
 ], ids=["out-is-a-file", "home-is-a-file", "notebooks-missing", "out-empty", "out-under-sys",
-        "home-under-a-file"])
+        "home-under-a-file", "home-under-proc", "notebooks-folder-without-them", "out-loop",
+        "out-name-too-long", "credentials-file-loop"])
 def test_unusable_folder__exits_2_naming_it_without_a_traceback(setup, says, isolated, tmp_path,
                                                                 monkeypatch, capsys):
+    import tempfile
+    from pathlib import Path
+
     figure("bad inputs tried")
     (tmp_path / "afile").write_text("x")
     argv = setup(tmp_path, monkeypatch)
@@ -287,6 +299,8 @@ def test_unusable_folder__exits_2_naming_it_without_a_traceback(setup, says, iso
     stderr = capsys.readouterr().err
     assert stderr.startswith(f"error: bad parameter: {says}"), stderr
     assert not (isolated / "sandbox" / "state.json").exists()
+    # The kernel a run starts first is gone with its folder.
+    assert not list(Path(tempfile.gettempdir()).glob(f"runbook-kernel-{os.getpid()}-*"))
     figure("bad inputs refused")
 
 
