@@ -135,7 +135,7 @@ def out_dir(value: str | None) -> Path | None:
         raise ParameterError([("--out", value, "has a folder name over 255 bytes")])
     try:
         resolved = path.resolve()
-    except RuntimeError:
+    except (RuntimeError, OSError):  # a symlink loop (OSError from Python 3.13 on)
         raise ParameterError([("--out", value, "is a symlink loop; name a folder")]) from None
     if str(resolved).startswith(("/dev/", "/proc/", "/sys/")):
         raise ParameterError([("--out", value, "is under /dev, /proc or /sys; name a folder "

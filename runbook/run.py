@@ -215,8 +215,8 @@ def execute(values: dict[str, Any], *, sections: list[str] | None = None,
 
     The sections share one warm kernel (see :mod:`runbook.engine`), started
     before the sandbox and the operator are checked so that both overlap:
-    ``kernel``, from :func:`runbook.engine.start_kernel` (default: one started here). This
-    function shuts it down, however it ends.
+    ``kernel``, from :func:`runbook.engine.start_kernel` (default: one
+    started here). This function shuts it down, however it ends.
     """
     sections = sections or list(SECTIONS)
     home = paths.home()

@@ -86,7 +86,7 @@ def pruned_model(loader: Any, service: str, api_version: str | None,
     """``service``'s model cut down to ``keep``, from ``<home>/cache/models`` when it is there.
 
     The full model of EC2 is 3 MB of gzipped JSON, about 60 ms to read, for a
-    cut-down model of 150 KB. The cut-down model is kept under a name made of
+    cut-down model of 63 KB. The cut-down model is kept under a name made of
     the runbook's format, botocore's version, the operations, and the path,
     size and time of every model file botocore would read for the service
     (an upgrade or a model in ~/.aws/models is a new name). A kept model that
