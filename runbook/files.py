@@ -46,16 +46,18 @@ def remove_stale_temps(path: Path | str) -> list[Path]:
     return removed
 
 
-def atomic_write_text(path: Path | str, text: str, mode: int = 0o600) -> None:
+def atomic_write_text(path: Path | str, text: str, mode: int = 0o600,
+                      follow_symlinks: bool = True) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory.
 
     The temporary file is created with ``mode`` (never wider), fsynced, and
     renamed over ``path``; the directory is fsynced so the rename survives a
     power cut. Readers see the old content or the new, never a mix. Leftovers
     of writers that died before their rename are removed first. A symlink is
-    followed: the file it points to is replaced, and the link stays a link.
+    followed: the file it points to is replaced, and the link stays a link;
+    with ``follow_symlinks=False`` the link itself is replaced by the file.
     """
-    path = Path(os.path.realpath(path))
+    path = Path(os.path.realpath(path) if follow_symlinks else os.path.abspath(path))
     remove_stale_temps(path)
     # The pid in the name lets a later writer tell a dead writer's leftover from a live one's.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",

@@ -99,6 +99,7 @@ def pruned_model(loader: Any, service: str, api_version: str | None,
     import botocore
 
     from . import paths
+    from .files import atomic_write_text
 
     version = api_version or loader.determine_latest_version(service, "service-2")
     sources = []
@@ -122,13 +123,9 @@ def pruned_model(loader: Any, service: str, api_version: str | None,
     text = json.dumps(model)
     try:
         kept.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Written beside it and renamed over it: a symlink in its place is replaced,
-        # never followed.
-        temporary = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
-                          0o600), "w", encoding="utf-8") as handle:
-            handle.write(hashlib.sha256(text.encode()).hexdigest() + "\n" + text)
-        os.replace(temporary, kept)
+        # A symlink in its place is replaced, never followed.
+        atomic_write_text(kept, hashlib.sha256(text.encode()).hexdigest() + "\n" + text,
+                          follow_symlinks=False)
     except OSError:
         pass
     return model
