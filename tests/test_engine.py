@@ -89,32 +89,30 @@ def test_kernel_spec__is_this_interpreter_whatever_the_machine_has_installed():
     assert engine.kernel_argv("{connection_file}") == spec.argv
 
 
-def test_warm_kernel__is_ready_with_its_preloaded_modules_already_imported(tmp_path):
+def run_on_a_kernel_with(preload, tmp_path, source):
+    """Run ``source`` as one section on a kernel started with ``preload``; return its log."""
     papermill = _import_papermill()
     kernel = engine.WarmKernel(tmp_path, {})
-    kernel.start(preload=["runbook.context", "runbook.forms"])
+    kernel.start(preload=preload)
     try:
-        source = notebook(tmp_path / "a.ipynb",
-                          "import sys\nprint('runbook.forms' in sys.modules, "
-                          "'runbook.context' in sys.modules)")
-        run(papermill, kernel, source, tmp_path / "a.out.ipynb", "a")
+        run(papermill, kernel, notebook(tmp_path / "a.ipynb", source), tmp_path / "a.out.ipynb",
+            "a")
     finally:
         kernel.shutdown()
-        kernel.save_log(tmp_path)
+        log = kernel.save_log(tmp_path)
+    return log
+
+
+def test_warm_kernel__is_ready_with_its_preloaded_modules_already_imported(tmp_path):
+    run_on_a_kernel_with(["runbook.context", "runbook.forms"], tmp_path,
+                         "import sys\nprint('runbook.forms' in sys.modules, "
+                         "'runbook.context' in sys.modules)")
     assert outputs(tmp_path / "a.out.ipynb")[0] == ["True True\n"]
 
 
 def test_warm_kernel__a_preload_that_fails__is_logged_and_the_kernel_starts_anyway(tmp_path):
-    papermill = _import_papermill()
-    kernel = engine.WarmKernel(tmp_path, {})
-    kernel.start(preload=["runbook_no_such_module", "runbook.context"])
-    try:
-        source = notebook(tmp_path / "a.ipynb",
-                          "import sys\nprint('runbook.context' in sys.modules)")
-        run(papermill, kernel, source, tmp_path / "a.out.ipynb", "a")
-    finally:
-        kernel.shutdown()
-        log = kernel.save_log(tmp_path)
+    log = run_on_a_kernel_with(["runbook_no_such_module", "runbook.context"], tmp_path,
+                               "import sys\nprint('runbook.context' in sys.modules)")
     assert outputs(tmp_path / "a.out.ipynb")[0] == ["True\n"]  # the next module still loaded
     assert "No module named 'runbook_no_such_module'" in log.read_text()
 

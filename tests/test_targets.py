@@ -56,35 +56,44 @@ def test_operator_sessions_ec2_operations__are_exactly_what_the_operator_policy_
     assert granted == set(targets.OPERATOR_OPERATIONS["ec2"])
 
 
-def test_pruned_model__is_kept_in_the_runbook_home_and_read_back_from_there(tmp_path,
-                                                                          monkeypatch):
+STS_KEEP = frozenset({"GetCallerIdentity"})
+
+
+def kept_sts_model(home, monkeypatch):
+    """STS cut down to GetCallerIdentity, made in ``home``: (the model, its kept file)."""
     from runbook import params
 
-    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path))
-    keep = frozenset({"GetCallerIdentity"})
-    made = targets.pruned_model(params.data_loader(), "sts", None, keep)
-    assert set(made["operations"]) == set(keep)
-    [kept] = (tmp_path / "cache" / "models").iterdir()
+    monkeypatch.setenv("RUNBOOK_HOME", str(home))
+    made = targets.pruned_model(params.data_loader(), "sts", None, STS_KEEP)
+    [kept] = (home / "cache" / "models").iterdir()
+    return made, kept
+
+
+def sts_model_again():
+    from runbook import params
+
+    return targets.pruned_model(params.data_loader(), "sts", None, STS_KEEP)
+
+
+def test_pruned_model__is_kept_in_the_runbook_home_and_read_back_from_there(tmp_path,
+                                                                          monkeypatch):
+    made, kept = kept_sts_model(tmp_path, monkeypatch)
+    assert set(made["operations"]) == set(STS_KEEP)
     digest, body = kept.read_text().split("\n", 1)
     assert json.loads(body) == made and digest == hashlib.sha256(body.encode()).hexdigest()
     body = json.dumps({**made, "kept": "read back"})
     kept.write_text(hashlib.sha256(body.encode()).hexdigest() + "\n" + body)
-    assert targets.pruned_model(params.data_loader(), "sts", None, keep)["kept"] == "read back"
+    assert sts_model_again()["kept"] == "read back"
 
 
 def test_pruned_model__a_kept_model_that_cannot_be_read__is_made_again(tmp_path, monkeypatch):
-    from runbook import params
-
-    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path))
-    keep = frozenset({"GetCallerIdentity"})
-    made = targets.pruned_model(params.data_loader(), "sts", None, keep)
-    [kept] = (tmp_path / "cache" / "models").iterdir()
+    made, kept = kept_sts_model(tmp_path, monkeypatch)
     good = kept.read_text()
     body = json.dumps({"operations": {"GetCallerIdentity": {}}, "shapes": {}})
     for damage in ("{not json", body, good[:-10], good[:-10] + "x" * 10,
                    hashlib.sha256(b"[]").hexdigest() + "\n[]"):
         kept.write_text(damage)
-        assert targets.pruned_model(params.data_loader(), "sts", None, keep) == made
+        assert sts_model_again() == made
         assert kept.read_text() == good
 
 
@@ -92,30 +101,28 @@ def test_pruned_model__a_kept_model_that_is_not_a_plain_file__is_neither_followe
         tmp_path, monkeypatch):
     import os
 
-    from runbook import params
-
-    monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / "home"))
-    keep = frozenset({"GetCallerIdentity"})
-    made = targets.pruned_model(params.data_loader(), "sts", None, keep)
-    [kept] = (tmp_path / "home" / "cache" / "models").iterdir()
+    made, kept = kept_sts_model(tmp_path / "home", monkeypatch)
     good = kept.read_text()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.write_text(good)  # a valid kept model, but not in its place
     kept.unlink()
     kept.symlink_to(elsewhere)
-    assert targets.pruned_model(params.data_loader(), "sts", None, keep) == made
+    assert sts_model_again() == made
     assert not kept.is_symlink() and kept.read_text() == good  # replaced, not written through
     assert elsewhere.read_text() == good
     kept.unlink()
     os.mkfifo(kept)  # would block a plain open()
-    assert targets.pruned_model(params.data_loader(), "sts", None, keep) == made
+    assert sts_model_again() == made
     assert kept.read_text() == good
+    kept.unlink()
+    kept.mkdir()  # cannot be replaced: the model is made each time, and nothing is left over
+    assert sts_model_again() == made
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]
 
 
 def test_pruned_model__a_new_model_file_for_the_service__is_read_instead_of_the_kept_one(
         tmp_path, monkeypatch):
     """A model in ~/.aws/models (or a botocore upgrade) must not be hidden by a kept model."""
-
     import botocore.loaders
 
     monkeypatch.setenv("RUNBOOK_HOME", str(tmp_path / "home"))
